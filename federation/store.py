@@ -1,0 +1,112 @@
+"""The one small interface through which every component reads and writes cluster objects.
+
+Two backends implement it (in ``objectstore/``): the Kubernetes API, fed by list and watch, and a
+state directory of YAML files.  Reads are served from an in-memory cache, never by a LIST per
+call; cross-object questions are answered by the :class:`federation.index.ObjectIndex` the cache
+keeps current.  Objects are plain dicts, as the API serves them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from federation.index import ObjectIndex
+from federation.resources import KubeObject, Resource
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One resource a store keeps cached: optionally only one namespace or a label selector."""
+
+    resource: Resource
+    namespace: str | None = None
+    label_selector: str | None = None
+
+
+class StoreError(Exception):
+    """A request the store could not carry out; ``status`` is the API's Status body, if any."""
+
+    def __init__(self, message: str, *, code: int = 0, status: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status or {}
+
+    @property
+    def reason(self) -> str:
+        return str(self.status.get("reason") or "")
+
+
+class NotFound(StoreError):
+    """404: the object does not exist."""
+
+
+class Conflict(StoreError):
+    """409: a stale resourceVersion, or the object already exists."""
+
+
+class Rejected(StoreError):
+    """Any other 4xx: validation or admission refused the write. Retrying will not help."""
+
+
+class Unavailable(StoreError):
+    """429, 5xx or a connection failure: worth retrying with backoff."""
+
+
+EventHandler = Callable[[str, KubeObject], None]
+"""Called with ``ADDED``, ``MODIFIED`` or ``DELETED`` and the object, after the cache changed."""
+
+
+@dataclass
+class WriteCounter:
+    """Counts the writes a store made, by verb; the reconciler's idempotency is measured with it."""
+
+    by_verb: dict[str, int] = field(default_factory=dict)
+
+    def add(self, verb: str) -> None:
+        self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_verb.values())
+
+
+class ObjectStore(Protocol):
+    index: ObjectIndex
+    writes: WriteCounter
+
+    def start(self) -> None:
+        """Begin the initial sync and keep the cache current in the background."""
+
+    def stop(self) -> None:
+        """Stop background work; safe to call twice."""
+
+    @property
+    def synced(self) -> bool:
+        """True once every watched resource has been fully listed at least once."""
+
+    def wait_synced(self, timeout: float) -> bool: ...
+
+    def subscribe(self, handler: EventHandler) -> None: ...
+
+    def get(self, resource: Resource, namespace: str, name: str) -> KubeObject | None:
+        """The cached object, or None. ``namespace`` is "" for cluster-scoped kinds."""
+
+    def list(
+        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[KubeObject]:
+        """Cached objects, sorted by namespace and name."""
+
+    def read(self, resource: Resource, namespace: str, name: str) -> KubeObject | None:
+        """A fresh read from the source of truth, bypassing the cache (used after a 409)."""
+
+    def create(self, obj: KubeObject) -> KubeObject: ...
+
+    def update(self, obj: KubeObject) -> KubeObject:
+        """Replace the object; its ``metadata.resourceVersion`` must be current (else Conflict)."""
+
+    def patch_status(self, resource: Resource, namespace: str, name: str, patch: dict[str, Any]) -> KubeObject:
+        """JSON merge patch of ``{"status": …}`` through the status subresource."""
+
+    def delete(self, resource: Resource, namespace: str, name: str) -> None: ...

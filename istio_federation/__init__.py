@@ -1,0 +1,1 @@
+"""The ``istio-federation`` launcher: one console script, a subcommand per component."""

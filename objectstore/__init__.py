@@ -1,0 +1,1 @@
+"""The two backends of :class:`federation.store.ObjectStore`: Kubernetes API and state directory."""

@@ -1,0 +1,1 @@
+"""webhook component of istio-federation."""
