@@ -57,11 +57,12 @@ def subdomain_problems(value: str) -> list[str]:
         where = _first_bad_character(value, "-.")
         if where is None:
             bad = next((part for part in value.split(".") if not LABEL_RE.match(part)), None)
-            where = (
-                f'label "{bad}" must start and end with a letter or digit'
-                if bad
-                else "it must start and end with a letter or digit"
-            )
+            if bad == "":
+                where = "it has an empty label: two dots in a row, or a leading or trailing dot"
+            elif bad is not None:
+                where = f'label "{bad}" must start and end with a letter or digit'
+            else:
+                where = "it must start and end with a letter or digit"
         problems.append(f"{SUBDOMAIN_RULE} ({where})")
     else:
         long_label = next((part for part in value.split(".") if len(part) > LABEL_MAX), None)

@@ -52,9 +52,15 @@ def parse(content_type: str | None, body: bytes) -> Review:
     if len(body) > MAX_BODY_BYTES:
         raise MalformedReview(f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedReview(f"body is not UTF-8: {error}") from error
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
         raise MalformedReview(f"body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise MalformedReview("body is nested too deeply to be an AdmissionReview") from error
     if not isinstance(document, dict):
         raise MalformedReview("body must be a JSON object")
     if document.get("apiVersion") != API_VERSION:

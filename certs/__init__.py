@@ -1,0 +1,1 @@
+"""certs component of istio-federation."""
