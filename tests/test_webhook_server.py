@@ -130,12 +130,9 @@ def test_certificate_from_an_unknown_ca_is_refused_by_a_verifying_client(webhook
 def test_plain_http_is_not_served(webhook: Webhook) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", webhook.port, timeout=5)
     try:
-        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
-            connection.request("GET", "/healthz")
-            response = connection.getresponse()
-            response.read()
-            assert response.status != 200  # a TLS server must not answer plain HTTP successfully
-            raise ConnectionError("answered")
+        connection.request("GET", "/healthz")
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+            connection.getresponse()
     finally:
         connection.close()
 
