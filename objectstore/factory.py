@@ -51,4 +51,5 @@ def open_store(
     from objectstore import kube
 
     client = kube.connect(source.kubeconfig, source.in_cluster)
-    return kube.KubernetesStore(client, watches)
+    store: ObjectStore = kube.KubernetesStore(client, watches)
+    return store

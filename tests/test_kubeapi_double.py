@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import trustme
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
 from federation.resources import CONFIG_MAP, ISTIO_FEDERATION, SERVICE_ENTRY
 from tests.kubeapi import KubeApiDouble
+from tests.kubeapi.client import Api, api_for, call
 
 REPO = Path(__file__).resolve().parents[1]
 SE_PATH = "/apis/networking.istio.io/{version}/namespaces/default/serviceentries"
@@ -28,40 +29,11 @@ WEBHOOK_SERVICE = ("istio-federation", "istio-federation-webhook")
 SE_WEBHOOK = "serviceentries.istio-federation.deckhouse.io"
 
 
-Response = tuple[int, Any, Any]
-# The generated client is typed for its models; these tests speak plain JSON dicts to it.
-Api = Any
-
-
-def api_for(double: KubeApiDouble, tmp_path: Path, username: str = "kubernetes-admin") -> Api:
-    path = tmp_path / f"kubeconfig-{username}"
-    double.write_kubeconfig(path, username)
-    configuration = client.Configuration()
-    load: Any = config.load_kube_config
-    load(config_file=str(path), client_configuration=configuration)
-    return client.ApiClient(configuration)
-
-
 @pytest.fixture
 def api(kube_api: KubeApiDouble, tmp_path: Path) -> Iterator[Api]:
     api_client = api_for(kube_api, tmp_path)
     yield api_client
     api_client.close()
-
-
-def call(
-    api_client: Api, method: str, path: str, body: Any = None, *,
-    query: list[tuple[str, str]] | None = None, content_type: str = "application/json",
-) -> Response:
-    headers = {"Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = content_type
-    request = api_client.param_serialize(
-        method, path, query_params=query or [], header_params=headers, body=body, auth_settings=["BearerToken"]
-    )
-    response: Any = api_client.call_api(*request, _request_timeout=10)
-    data = response.read()
-    return response.status, json.loads(data) if data else None, response.response.headers
 
 
 def core_api(api_client: Api) -> Any:
@@ -88,9 +60,14 @@ def federation(name: str = "b", trust_domain: str = "cluster-b.local") -> dict[s
 
 def not_found_status(name: str) -> dict[str, Any]:
     return {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": f"serviceentries.networking.istio.io \"{name}\" not found", "reason": "NotFound",
-        "details": {"name": name, "group": "networking.istio.io", "kind": "serviceentries"}, "code": 404,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f'serviceentries.networking.istio.io "{name}" not found',
+        "reason": "NotFound",
+        "details": {"name": name, "group": "networking.istio.io", "kind": "serviceentries"},
+        "code": 404,
     }
 
 
@@ -199,14 +176,19 @@ def test_merge_patch_and_json_patch(api: Api) -> None:
     path = SE_PATH.format(version="v1")
     call(api, "POST", path, se(hosts=["a.example.com", "b.example.com"], keep="yes", drop="me"))
     code, patched, _ = call(
-        api, "PATCH", path + "/x", {"metadata": {"labels": {"drop": None}}, "spec": {"location": "MESH_INTERNAL"}},
+        api,
+        "PATCH",
+        path + "/x",
+        {"metadata": {"labels": {"drop": None}}, "spec": {"location": "MESH_INTERNAL"}},
         content_type="application/merge-patch+json",
     )
     assert code == 200
     assert patched["metadata"]["labels"] == {"keep": "yes"}
     assert patched["spec"] == {"hosts": ["a.example.com", "b.example.com"], "location": "MESH_INTERNAL"}
     code, patched, _ = call(
-        api, "PATCH", path + "/x",
+        api,
+        "PATCH",
+        path + "/x",
         [{"op": "test", "path": "/spec/hosts/0", "value": "a.example.com"}, {"op": "remove", "path": "/spec/hosts/0"}],
         content_type="application/json-patch+json",
     )
@@ -228,9 +210,7 @@ def test_patch_with_stale_resource_version_conflicts(api: Api) -> None:
 def test_unsupported_patch_type_is_415(api: Api) -> None:
     path = SE_PATH.format(version="v1")
     call(api, "POST", path, se())
-    code, body, _ = call(
-        api, "PATCH", path + "/x", {"spec": {}}, content_type="application/strategic-merge-patch+json"
-    )
+    code, body, _ = call(api, "PATCH", path + "/x", {"spec": {}}, content_type="application/strategic-merge-patch+json")
     assert code == 415
     assert body["reason"] == "UnsupportedMediaType"
     assert body["message"].startswith("the body of the request was in an unknown format - accepted media types")
@@ -254,7 +234,10 @@ def test_delete_returns_object_for_custom_and_status_for_core(api: Api) -> None:
     created = core.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
     code, body, _ = call(api, "DELETE", "/api/v1/namespaces/default/configmaps/c")
     assert body == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
         "details": {"name": "c", "kind": "configmaps", "uid": created.metadata.uid},
     }
 
@@ -351,7 +334,9 @@ def test_status_subresource(api: Api) -> None:
     _, created, _ = call(api, "POST", IF_PATH, body)
     assert "status" not in created  # status is dropped on create
     code, patched, _ = call(
-        api, "PATCH", IF_PATH + "/b/status",
+        api,
+        "PATCH",
+        IF_PATH + "/b/status",
         {"status": {"importedServices": 2}, "spec": {"trustDomain": "ignored.local"}},
         content_type="application/merge-patch+json",
     )
@@ -367,7 +352,10 @@ def test_status_subresource(api: Api) -> None:
     assert updated["spec"]["trustDomain"] == "cluster-c.local"
     assert updated["metadata"]["generation"] == 2
     code, status, _ = call(
-        api, "PATCH", IF_PATH + "/b/status", {"status": {"conditions": [{"type": "Ready", "status": "Maybe"}]}},
+        api,
+        "PATCH",
+        IF_PATH + "/b/status",
+        {"status": {"conditions": [{"type": "Ready", "status": "Maybe"}]}},
         content_type="application/merge-patch+json",
     )
     assert code == 422
@@ -403,7 +391,8 @@ def test_list_selectors(api: Api) -> None:
     assert names([("fieldSelector", "metadata.namespace=other")]) == []
     code, body, _ = call(api, "GET", path, query=[("fieldSelector", "spec.x=1")])
     assert (code, body["message"]) == (
-        400, '"spec.x" is not a known field selector: only "metadata.name", "metadata.namespace"'
+        400,
+        '"spec.x" is not a known field selector: only "metadata.name", "metadata.namespace"',
     )
     code, body, _ = call(api, "GET", path, query=[("labelSelector", "a in x")])
     assert code == 400
@@ -438,8 +427,13 @@ def test_unknown_token_is_401(api: Api) -> None:
     code, body, _ = call(api, "GET", SE_PATH.format(version="v1"))
     assert code == 401
     assert body == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized",
-        "reason": "Unauthorized", "code": 401,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
     }
 
 
@@ -496,15 +490,19 @@ def test_watch_streams_events_with_selectors(api: Api) -> None:
     finally:
         stream.release_conn()
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
-        ("MODIFIED", "a"), ("ADDED", "b"), ("DELETED", "a"), ("DELETED", "b"),
+        ("MODIFIED", "a"),
+        ("ADDED", "b"),
+        ("DELETED", "a"),
+        ("DELETED", "b"),
     ]
     versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
     assert versions == sorted(versions)
 
 
 def test_watch_ends_at_timeout(api: Api, kube_api: KubeApiDouble) -> None:
-    stream = open_watch(api, SE_PATH.format(version="v1"), resourceVersion=str(kube_api.resource_version),
-                        timeoutSeconds="1")
+    stream = open_watch(
+        api, SE_PATH.format(version="v1"), resourceVersion=str(kube_api.resource_version), timeoutSeconds="1"
+    )
     started = time.monotonic()
     assert read_events(stream, 1) == []
     assert time.monotonic() - started < 5
@@ -512,8 +510,9 @@ def test_watch_ends_at_timeout(api: Api, kube_api: KubeApiDouble) -> None:
 
 def test_watch_bookmarks(api: Api, kube_api: KubeApiDouble) -> None:
     kube_api.bookmark_interval = 0.2
-    stream = open_watch(api, IF_PATH, resourceVersion=str(kube_api.resource_version), allowWatchBookmarks="true",
-                        timeoutSeconds="3")
+    stream = open_watch(
+        api, IF_PATH, resourceVersion=str(kube_api.resource_version), allowWatchBookmarks="true", timeoutSeconds="3"
+    )
     try:
         event = read_events(stream, 1)[0]
     finally:
@@ -532,13 +531,20 @@ def test_watch_too_old_gets_410_event(api: Api, kube_api: KubeApiDouble) -> None
     current = kube_api.resource_version
     stream = open_watch(api, path, resourceVersion=old, timeoutSeconds="5")
     events = read_events(stream, 2)
-    assert events == [{
-        "type": "ERROR",
-        "object": {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": f"too old resource version: {old} ({current})", "reason": "Expired", "code": 410,
-        },
-    }]
+    assert events == [
+        {
+            "type": "ERROR",
+            "object": {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": f"too old resource version: {old} ({current})",
+                "reason": "Expired",
+                "code": 410,
+            },
+        }
+    ]
 
 
 def test_bounded_history_expires_old_versions(tmp_path: Path) -> None:
@@ -558,8 +564,9 @@ def test_bounded_history_expires_old_versions(tmp_path: Path) -> None:
 
 
 def test_drop_watches_cuts_streams(api: Api, kube_api: KubeApiDouble) -> None:
-    stream = open_watch(api, SE_PATH.format(version="v1"), resourceVersion=str(kube_api.resource_version),
-                        timeoutSeconds="20")
+    stream = open_watch(
+        api, SE_PATH.format(version="v1"), resourceVersion=str(kube_api.resource_version), timeoutSeconds="20"
+    )
     deadline = time.monotonic() + 5
     while kube_api.watch_count == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -626,8 +633,11 @@ class Webhook:
 
     @staticmethod
     def review(body: dict[str, Any], **response: Any) -> dict[str, Any]:
-        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": {"uid": body["request"]["uid"], **response}}
+        return {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": {"uid": body["request"]["uid"], **response},
+        }
 
     def allow(self, body: dict[str, Any]) -> tuple[int, Any]:
         return 200, self.review(body, allowed=True)
@@ -653,8 +663,7 @@ def webhook(kube_api: KubeApiDouble) -> Iterator[Webhook]:
     server.stop()
 
 
-def test_admission_review_sent_like_the_apiserver(api: Api, kube_api: KubeApiDouble,
-                                                  webhook: Webhook) -> None:
+def test_admission_review_sent_like_the_apiserver(api: Api, kube_api: KubeApiDouble, webhook: Webhook) -> None:
     code, _, _ = call(api, "POST", SE_PATH.format(version="v1beta1"), se(version="v1beta1"))
     assert code == 201
     path, headers, body = webhook.requests[-1]
@@ -718,27 +727,42 @@ def test_update_and_delete_send_old_object(api: Api, webhook: Webhook) -> None:
 def test_status_writes_skip_webhooks_without_a_status_rule(api: Api, webhook: Webhook) -> None:
     call(api, "POST", IF_PATH, federation())
     before = len(webhook.requests)
-    code, _, _ = call(api, "PATCH", IF_PATH + "/b/status", {"status": {"importedServices": 1}},
-                      content_type="application/merge-patch+json")
+    code, _, _ = call(
+        api,
+        "PATCH",
+        IF_PATH + "/b/status",
+        {"status": {"importedServices": 1}},
+        content_type="application/merge-patch+json",
+    )
     assert code == 200
     assert len(webhook.requests) == before
 
 
 def test_denial_and_warnings(api: Api, webhook: Webhook) -> None:
-    webhook.answer = lambda body: (200, Webhook.review(
-        body, allowed=False, status={"code": 200, "message": 'host "x.example.com" is taken'},
-        warnings=["first warning", 'has "quotes"'],
-    ))
+    webhook.answer = lambda body: (
+        200,
+        Webhook.review(
+            body,
+            allowed=False,
+            status={"code": 200, "message": 'host "x.example.com" is taken'},
+            warnings=["first warning", 'has "quotes"'],
+        ),
+    )
     code, body, headers = call(api, "POST", SE_PATH.format(version="v1"), se())
     assert code == 400
     assert body == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
         "message": f'admission webhook "{SE_WEBHOOK}" denied the request: host "x.example.com" is taken',
         "code": 400,
     }
     assert headers.getlist("Warning") == ['299 - "first warning"', '299 - "has \\"quotes\\""']
-    webhook.answer = lambda body: (200, Webhook.review(
-        body, allowed=False, status={"code": 422, "reason": "Invalid", "message": "no"}))
+    webhook.answer = lambda body: (
+        200,
+        Webhook.review(body, allowed=False, status={"code": 422, "reason": "Invalid", "message": "no"}),
+    )
     code, body, _ = call(api, "POST", SE_PATH.format(version="v1"), se())
     assert (code, body["reason"]) == (422, "Invalid")
     webhook.answer = lambda body: (200, Webhook.review(body, allowed=True, warnings=["just so you know"]))
@@ -750,19 +774,34 @@ def test_denial_and_warnings(api: Api, webhook: Webhook) -> None:
 @pytest.mark.parametrize(
     ("answer", "reason"),
     [
-        (lambda body: (200, {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                             "response": {"uid": "wrong", "allowed": True}}),
-         'received invalid webhook response: expected response.uid="{uid}", got "wrong"'),
-        (lambda body: (200, {"apiVersion": "v1", "kind": "AdmissionReview", "response": {}}),
-         "received invalid webhook response: expected webhook response of admission.k8s.io/v1, "
-         "Kind=AdmissionReview, got v1, Kind=AdmissionReview"),
-        (lambda body: (200, Webhook.review(body, allowed=True, patch="W10=", patchType="JSONPatch")),
-         "received invalid webhook response: validating webhook may not return response.patch"),
+        (
+            lambda body: (
+                200,
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "response": {"uid": "wrong", "allowed": True},
+                },
+            ),
+            'received invalid webhook response: expected response.uid="{uid}", got "wrong"',
+        ),
+        (
+            lambda body: (200, {"apiVersion": "v1", "kind": "AdmissionReview", "response": {}}),
+            "received invalid webhook response: expected webhook response of admission.k8s.io/v1, "
+            "Kind=AdmissionReview, got v1, Kind=AdmissionReview",
+        ),
+        (
+            lambda body: (200, Webhook.review(body, allowed=True, patch="W10=", patchType="JSONPatch")),
+            "received invalid webhook response: validating webhook may not return response.patch",
+        ),
     ],
 )
 def test_invalid_responses_fail_closed(
-    api: Api, kube_api: KubeApiDouble, webhook: Webhook,
-    answer: Callable[[dict[str, Any]], tuple[int, Any]], reason: str,
+    api: Api,
+    kube_api: KubeApiDouble,
+    webhook: Webhook,
+    answer: Callable[[dict[str, Any]], tuple[int, Any]],
+    reason: str,
 ) -> None:
     webhook.answer = answer
     code, body, _ = call(api, "POST", SE_PATH.format(version="v1"), se())
@@ -770,9 +809,14 @@ def test_invalid_responses_fail_closed(
     message = f'failed calling webhook "{SE_WEBHOOK}": {reason.format(uid=uid)}'
     assert code == 500
     assert body == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": f"Internal error occurred: {message}", "reason": "InternalError",
-        "details": {"causes": [{"message": message}]}, "code": 500,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Internal error occurred: {message}",
+        "reason": "InternalError",
+        "details": {"causes": [{"message": message}]},
+        "code": 500,
     }
     assert kube_api.objects(SERVICE_ENTRY) == []
 
@@ -796,8 +840,9 @@ def test_unreachable_webhook_fail_and_ignore(api: Api, kube_api: KubeApiDouble) 
 
 
 def test_untrusted_webhook_certificate(api: Api, kube_api: KubeApiDouble, webhook: Webhook) -> None:
-    kube_api.register_webhooks(configuration(trustme.CA().cert_pem.bytes()),
-                               {WEBHOOK_SERVICE: ("127.0.0.1", webhook.port)})
+    kube_api.register_webhooks(
+        configuration(trustme.CA().cert_pem.bytes()), {WEBHOOK_SERVICE: ("127.0.0.1", webhook.port)}
+    )
     code, body, _ = call(api, "POST", SE_PATH.format(version="v1"), se())
     assert code == 500
     assert body["message"].endswith("tls: failed to verify certificate: x509: certificate signed by unknown authority")
