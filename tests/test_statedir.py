@@ -98,7 +98,7 @@ def test_writers_use_one_file_per_object_at_the_canonical_path(tmp_path: Path) -
     assert "resourceVersion" not in on_disk["metadata"]  # derived from content, never stored
     assert created["metadata"]["generation"] == 1
     assert created["metadata"]["uid"]
-    assert not [p for p in tmp_path.rglob("*.tmp")]
+    assert not list(tmp_path.rglob("*.tmp"))
     assert store.writes.by_verb == {"create": 2}
 
 

@@ -56,7 +56,8 @@ def test_all_accepted_exits_zero_and_prints_warnings(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
         "ServiceEntry/shop/api accepted",
-        "Warning: spec.hosts[0]: api.default.svc.cluster-a.local is under the local trust domain and shadows a local Service",
+        "Warning: spec.hosts[0]: api.default.svc.cluster-a.local is under the local trust domain and shadows a "
+        "local Service",
     ]
 
 
@@ -72,7 +73,8 @@ def test_existing_state_makes_it_an_update(tmp_path: Path) -> None:
     assert result.stdout.strip() == (
         'IstioFederation/cluster-b: admission webhook "istiofederations.istio-federation.deckhouse.io" denied the '
         'request: IstioFederation "cluster-b" is invalid: spec.trustDomain: Invalid value: "cluster-z.local": field '
-        "is immutable (was 'cluster-b.local'); create a new IstioFederation for the new trust domain and delete this one"
+        "is immutable (was 'cluster-b.local'); create a new IstioFederation for the new trust domain and delete "
+        "this one"
     )
 
 
