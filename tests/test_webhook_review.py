@@ -15,6 +15,8 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from federation.validation import registry
 from objectstore.factory import StoreSource
@@ -278,3 +280,30 @@ def test_metrics_count_by_kind_operation_and_result(client: FlaskClient) -> None
         in text
     )
     assert 'istio_federation_admission_cached_objects{resource="istiofederations"} 1.0' in text
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(request=st.dictionaries(st.sampled_from(sorted(valid_review()["request"])), json_values, max_size=12))
+def test_any_request_shape_gets_400_or_an_answer_never_a_5xx(client: FlaskClient, request: dict[str, Any]) -> None:
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    response = client.post("/validate", data=json.dumps(review), content_type="application/json")
+    assert response.status_code in (200, 400)
+    payload = response.get_json()
+    if response.status_code == 200:
+        assert payload["response"]["uid"] == request["uid"]
+        assert set(payload["response"]) <= {"uid", "allowed", "status", "warnings"}
+
+
+def test_webhook_names_match_the_manifest() -> None:
+    manifest = Path(__file__).resolve().parent.parent / "manifests" / "webhook" / "validatingwebhookconfiguration.yaml"
+    hooks = {hook["name"]: hook for hook in yaml.safe_load(manifest.read_text())["webhooks"]}
+    assert hooks[registry.WEBHOOK_ISTIO_FEDERATIONS]["rules"][0]["resources"] == ["istiofederations"]
+    assert hooks[registry.WEBHOOK_SERVICE_ENTRIES]["rules"][0]["resources"] == ["serviceentries"]
+    assert registry.webhook_name("deckhouse.io", "istiofederations") == registry.WEBHOOK_ISTIO_FEDERATIONS
