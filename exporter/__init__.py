@@ -1,0 +1,1 @@
+"""exporter component of istio-federation."""
