@@ -373,9 +373,11 @@ class StateDirStore:
         with open(self.root / LOCK_FILE, "a+", encoding="utf-8") as handle, self._lock:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
-                # Another process may have written since our last poll: decide on the disk's view.
-                with contextlib.suppress(StateError):
-                    self.reload()
+                # Another process may have written since our last look: decide on the disk's view.
+                # Re-parsing only when the directory changed keeps a burst of writes linear.
+                if _signature(self.root) != self._signature:
+                    with contextlib.suppress(StateError):
+                        self.reload()
                 yield
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

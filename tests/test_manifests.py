@@ -247,6 +247,7 @@ def test_exporter_deployment_service_and_ingress(built: list[Obj]) -> None:
         "--in-cluster",
         "--namespace", "istio-federation",
         "--port", "8080",
+        "--gateway-namespace", "istio-system",
     ]  # fmt: skip
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}

@@ -1,0 +1,195 @@
+"""The objects one federation should have, as a pure function of its settings and remote metadata.
+
+For each public service of the remote there is a ServiceEntry and a DestinationRule with the same
+deterministic name (:func:`federation.ownership.managed_name`).  The function is deterministic:
+the same inputs give the same objects in the same order, so the reconciler can diff it against what
+it owns and write only the differences.
+
+The security filter lives here too, because what a remote may claim is a domain rule, not an I/O
+concern: a remote only ever speaks for names under its own trust domain.  Anything else (a remote
+claiming ``*.svc.<local domain>``, or names of another federation's domain) is refused and reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from federation import dns, ownership, resources
+from federation.documents import PrivateMetadata, PublicService
+from federation.resources import KubeObject
+
+# Every service port is reached through the remote ingress gateway's AUTO_PASSTHROUGH port, which
+# routes by SNI; so each endpoint maps every port name to the one gateway port.
+LOCATION = "MESH_INTERNAL"
+TLS_MODE = "ISTIO_MUTUAL"
+
+
+@dataclass(frozen=True, order=True)
+class SkippedService:
+    """A public service the remote offered that is not imported, and why (for status and Events)."""
+
+    hostname: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """The objects to own, sorted by (kind, name), and the outcome per offered hostname."""
+
+    objects: tuple[KubeObject, ...]
+    imported: tuple[str, ...]
+    skipped: tuple[SkippedService, ...]
+
+    def objects_for(self, hostname: str) -> list[KubeObject]:
+        name = ownership.managed_name(hostname)
+        return [obj for obj in self.objects if resources.name_of(obj) == name]
+
+
+@dataclass(frozen=True)
+class FederationSettings:
+    """What the desired state depends on besides the remote document."""
+
+    federation_name: str
+    namespace: str
+    trust_domain: str
+    remote_cluster_uuid: str
+    local_trust_domain: str
+    # Trust domains of the *other* federations: a host under one of them that is also under ours
+    # (nested domains) belongs to the more specific federation, never to us.
+    other_trust_domains: tuple[str, ...] = ()
+
+
+REASON_OUTSIDE_TRUST_DOMAIN = "OutsideTrustDomain"
+REASON_LOCAL_DOMAIN = "LocalTrustDomain"
+REASON_OTHER_FEDERATION = "OtherFederationDomain"
+REASON_NO_PORTS = "NoPorts"
+REASON_NO_GATEWAYS = "NoIngressGateways"
+REASON_DUPLICATE_PORT = "DuplicatePort"
+REASON_NAME_COLLISION = "NameCollision"
+
+
+def resolution_for(addresses: Iterable[str]) -> str:
+    """STATIC only when every gateway address is an IP: Istio rejects names in STATIC endpoints.
+
+    Deckhouse rendered STATIC for FQDN gateway addresses and every such ServiceEntry failed
+    validation (their PR #19395); DNS makes Envoy resolve the names instead.
+    """
+    return "STATIC" if all(dns.is_ip(address) for address in addresses) else "DNS"
+
+
+def refusal(hostname: str, settings: FederationSettings) -> SkippedService | None:
+    """Why the security filter drops ``hostname``, or None when the remote may claim it."""
+    if dns.is_under_domain(hostname, settings.local_trust_domain):
+        return SkippedService(
+            hostname,
+            REASON_LOCAL_DOMAIN,
+            f"host is under the local trust domain {settings.local_trust_domain}: a remote may not "
+            "claim this cluster's own names",
+        )
+    if not dns.is_under_domain(hostname, settings.trust_domain):
+        return SkippedService(
+            hostname,
+            REASON_OUTSIDE_TRUST_DOMAIN,
+            f"host is outside the federation's trust domain {settings.trust_domain}",
+        )
+    for other in sorted(settings.other_trust_domains):
+        nested = dns.is_under_domain(other, settings.trust_domain) and other.lower() != settings.trust_domain.lower()
+        if nested and dns.is_under_domain(hostname, other):
+            return SkippedService(
+                hostname,
+                REASON_OTHER_FEDERATION,
+                f"host is under trust domain {other}, which another IstioFederation owns",
+            )
+    return None
+
+
+def _port_problem(service: PublicService) -> SkippedService | None:
+    if not service.ports:
+        # A ServiceEntry without ports sends traffic to DNS auto-allocated fake IPs (Deckhouse #12133).
+        return SkippedService(service.hostname, REASON_NO_PORTS, "the remote publishes no ports for this service")
+    names = [port.name for port in service.ports]
+    numbers = [port.port for port in service.ports]
+    duplicate_name = next((name for name in names if names.count(name) > 1), None)
+    if duplicate_name is not None:
+        return SkippedService(service.hostname, REASON_DUPLICATE_PORT, f"port name {duplicate_name!r} is repeated")
+    duplicate_number = next((number for number in numbers if numbers.count(number) > 1), None)
+    if duplicate_number is not None:
+        return SkippedService(service.hostname, REASON_DUPLICATE_PORT, f"port {duplicate_number} is repeated")
+    return None
+
+
+def _metadata(name: str, settings: FederationSettings) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": settings.namespace,
+        "labels": ownership.ownership_labels(settings.federation_name),
+        "annotations": {ownership.REMOTE_CLUSTER_UUID_ANNOTATION: settings.remote_cluster_uuid},
+    }
+
+
+def service_entry(service: PublicService, private: PrivateMetadata, settings: FederationSettings) -> KubeObject:
+    name = ownership.managed_name(service.hostname)
+    gateways = sorted(private.ingress_gateways)
+    return {
+        "apiVersion": resources.SERVICE_ENTRY.api_version,
+        "kind": resources.SERVICE_ENTRY.kind,
+        "metadata": _metadata(name, settings),
+        "spec": {
+            "hosts": [service.hostname],
+            "location": LOCATION,
+            "ports": [
+                {"name": port.name, "number": port.port, "protocol": port.protocol}
+                for port in sorted(service.ports, key=lambda p: (p.port, p.name))
+            ],
+            "resolution": resolution_for(gateway.address for gateway in gateways),
+            "endpoints": [
+                {"address": gateway.address, "ports": {port.name: gateway.port for port in service.ports}}
+                for gateway in gateways
+            ],
+        },
+    }
+
+
+def destination_rule(service: PublicService, settings: FederationSettings) -> KubeObject:
+    name = ownership.managed_name(service.hostname)
+    return {
+        "apiVersion": resources.DESTINATION_RULE.api_version,
+        "kind": resources.DESTINATION_RULE.kind,
+        "metadata": _metadata(name, settings),
+        "spec": {"host": service.hostname, "trafficPolicy": {"tls": {"mode": TLS_MODE}}},
+    }
+
+
+def desired_state(private: PrivateMetadata, settings: FederationSettings) -> DesiredState:
+    """Every object to own for ``private``, and what was skipped and why."""
+    skipped: list[SkippedService] = []
+    imported: list[str] = []
+    entries: list[KubeObject] = []
+    rules: list[KubeObject] = []
+    names: dict[str, str] = {}
+    for service in sorted(private.public_services, key=lambda s: s.hostname):
+        problem = refusal(service.hostname, settings) or _port_problem(service)
+        if problem is None and not private.ingress_gateways:
+            problem = SkippedService(
+                service.hostname, REASON_NO_GATEWAYS, "the remote publishes no ingress gateway to reach it through"
+            )
+        name = ownership.managed_name(service.hostname)
+        if problem is None and name in names:
+            # Two hosts can flatten to one name ("a-b.c" and "a.b-c"); the webhook requires exactly
+            # that name, so the first host in sorted order keeps it and the other is reported.
+            problem = SkippedService(
+                service.hostname, REASON_NAME_COLLISION, f"its object name {name} is already used by {names[name]}"
+            )
+        if problem is not None:
+            skipped.append(problem)
+            continue
+        names[name] = service.hostname
+        imported.append(service.hostname)
+        entries.append(service_entry(service, private, settings))
+        rules.append(destination_rule(service, settings))
+    # DestinationRules sort before ServiceEntries by kind; apply orders writes itself.
+    objects = sorted(rules + entries, key=lambda obj: (obj["kind"], resources.name_of(obj)))
+    return DesiredState(tuple(objects), tuple(imported), tuple(sorted(skipped)))

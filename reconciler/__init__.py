@@ -1,0 +1,1 @@
+"""reconciler component of istio-federation."""
