@@ -248,6 +248,7 @@ def test_exporter_deployment_service_and_ingress(built: list[Obj]) -> None:
         "--namespace", "istio-federation",
         "--port", "8080",
         "--gateway-namespace", "istio-system",
+        "--gateway-selector", "istio=ingressgateway",
     ]  # fmt: skip
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
