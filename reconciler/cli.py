@@ -130,6 +130,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.set_defaults(handler=run_command)
 
+    check = subparsers.add_parser(
+        "check",
+        help="diagnose each IstioFederation: one line per check, with the fix (reads only)",
+        description="Check the metadata endpoint, the public and private documents, imported versus exported "
+        "services, refused hosts, the age of the last sync and the mesh trust of each IstioFederation (or NAME). "
+        "Exit 0 when every check passes, 1 otherwise, 2 on usage errors. Nothing is written.",
+    )
+    check.add_argument("name", nargs="?", metavar="NAME", help="check only this IstioFederation")
+    add_common_arguments(check)
+    check.add_argument(
+        "--stale-after", type=positive_duration, default=timedelta(minutes=5), help="maximum age of the last sync (5m)"
+    )
+    check.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+    check.set_defaults(handler=_check_command)
+
+
+def _check_command(args: argparse.Namespace) -> int:
+    from reconciler.check import run_command as check
+
+    return check(args)
+
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-uuid", required=True, help="this cluster's UUID (the JWT sub claim)")

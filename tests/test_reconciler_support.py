@@ -36,8 +36,6 @@ NAMESPACE = "istio-federation"
 MESH_NAMESPACE = "istio-system"
 SEED_HOST = "bar.xyz.svc.cluster-b.local"
 SEED_NAME = "bar-xyz-svc-cluster-b-local"
-# Real time: remotes check exp against their own clock.
-START = datetime.now(UTC).replace(microsecond=0)
 ORIGINAL_MESH = """\
 # Istio's own settings: the reconciler must keep every one of them.
 defaultConfig:
@@ -58,8 +56,10 @@ caCertificates:
 class Clock:
     """A clock tests move by hand, so Stale and rotation are tested without waiting."""
 
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start
+    def __init__(self, start: datetime | None = None) -> None:
+        # Real time when the test starts (not when the module was imported): remotes check a
+        # token's exp against their own clock, and a full run imports this minutes earlier.
+        self.now = start or datetime.now(UTC).replace(microsecond=0)
         self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
