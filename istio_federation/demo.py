@@ -213,6 +213,16 @@ def _servers(clusters: Sequence[Cluster], demo_ca_pem: bytes, logs: Path) -> Ite
                 process.wait(timeout=5)
 
 
+def _wait_cached(cluster: Cluster, context: ssl.SSLContext, resource: str, count: int) -> None:
+    """Let the webhook's watch cache catch up with the reconciler's writes (bounded)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        _, body, _ = _get(f"https://127.0.0.1:{cluster.webhook_port}/readyz", context)
+        if body.get("cached", {}).get(resource) == count:
+            return
+        time.sleep(0.1)
+
+
 def _get(url: str, context: ssl.SSLContext) -> tuple[int, dict[str, Any], dict[str, str]]:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - https only
     try:
@@ -414,7 +424,18 @@ def run(workdir: Path, out: TextIO = sys.stdout) -> int:
         _conditions(a, narrator)
         _conditions(b, narrator)
 
+        narrator.heading("diagnostics: istio-federation check in cluster-a")
+        check = subprocess.run(
+            _cli("check", "--cluster-uuid", a.uuid, "--local-trust-domain", a.domain, "--state", str(a.state),
+                 "--namespace", NAMESPACE),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        narrator.say(f"$ istio-federation check --cluster-uuid {a.uuid} --local-trust-domain {a.domain} --state …")
+        narrator.say((check.stdout + check.stderr).rstrip())
+        narrator.say(f"(exit {check.returncode})")
+
         narrator.heading("admission at work: what kubectl apply users see")
+        _wait_cached(a, context, "serviceentries", 1)
         hand_written = {
             "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
             "metadata": {"name": "bar-by-hand", "namespace": "default"},
@@ -433,7 +454,7 @@ def run(workdir: Path, out: TextIO = sys.stdout) -> int:
         f"--state {a.state} -f FILE"
     )
     narrator.say(f"\ndemo finished in {time.monotonic() - started:.1f} s", indent=0)
-    return 0 if result == 0 else 1
+    return 0 if result == 0 and check.returncode == 0 else 1
 
 
 def _run(args: argparse.Namespace) -> int:

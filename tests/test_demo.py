@@ -24,10 +24,13 @@ def test_demo_tells_the_reference_story(tmp_path: Path) -> None:
         "=== Step 3: the reconcilers fetch public metadata, exchange keys, and fetch private metadata with JWTs",
         "=== Step 4: cluster-a now routes bar.xyz.svc.cluster-b.local through cluster-b's gateways",
         "=== Step 5: status conditions of both federations",
-        "=== Step 6: admission at work: what kubectl apply users see",
-        "=== Step 7: inspect everything",
+        "=== Step 6: diagnostics: istio-federation check in cluster-a",
+        "=== Step 7: admission at work: what kubectl apply users see",
+        "=== Step 8: inspect everything",
     ]
     assert "(no token) → 401" in output
+    assert "  ✓ services: 1 imported of 1 exported" in output
+    assert "(exit 0)" in output
     assert "istiofederation.deckhouse.io/cluster-b created" in output
     assert (
         "the remote does not know this cluster yet: create the IstioFederation for this cluster in the remote" in output
@@ -35,7 +38,12 @@ def test_demo_tells_the_reference_story(tmp_path: Path) -> None:
     assert (
         'Error from server (Invalid): error when creating "bar-by-hand.yaml": admission webhook '
         '"serviceentries.istio-federation.deckhouse.io" denied the request: ServiceEntry "bar-by-hand" is invalid: '
-        'spec.hosts[0]: Forbidden: host "bar.xyz.svc.cluster-b.local" is in trust domain "cluster-b.local"'
+        '[spec.hosts[0]: Forbidden: host "bar.xyz.svc.cluster-b.local" is in trust domain "cluster-b.local", reserved '
+        'by IstioFederation "cluster-b": only ServiceEntries that federation manages may declare it; to reach the '
+        "remote service, export it in the remote cluster (label federation.istio.deckhouse.io/public-service) instead, "
+        'spec.hosts[0]: Duplicate value: "bar.xyz.svc.cluster-b.local": host is already declared by ServiceEntry '
+        'istio-federation/bar-xyz-svc-cluster-b-local, managed by IstioFederation "cluster-b" and both are visible to '
+        "the same namespaces (Istio would silently use the older one); remove the host here]"
     ) in output
     assert (
         'Error from server (Invalid): error when creating "cluster-b-again.yaml": admission webhook '
