@@ -12,7 +12,6 @@ import json
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,7 +40,6 @@ from tests.test_reconciler_support import (
     Clock,
     Harness,
     ca_pem,
-    deckhouse_remote,
     federation,
     mesh_config_map,
     open_state,
@@ -103,22 +101,6 @@ class EllipticKeyCluster(DeckhouseCluster):
 
 
 # -- the local cluster ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def server_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def keypair() -> Keypair:
-    return Keypair.generate()
-
-
-@pytest.fixture
-def remote(server_ca: trustme.CA, keypair: Keypair) -> Iterator[DeckhouseExporter]:
-    with deckhouse_remote(server_ca, keypair) as exporter:
-        yield exporter
 
 
 def seed(root: Path, endpoint: str, ca: str, keypair: Keypair) -> None:

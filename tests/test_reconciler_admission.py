@@ -26,8 +26,8 @@ from federation.keys import Keypair
 from federation.store import ObjectStore, Watch
 from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME
 from objectstore import kube
-from objectstore.statedir import StateDirStore
 from objectstore.admission import WebhookAdmission
+from objectstore.statedir import StateDirStore
 from reconciler.cli import watches
 from tests.deckhouse_fixture import DeckhouseExporter
 from tests.kubeapi.server import KubeApiDouble
@@ -65,16 +65,6 @@ def hand_written_baz() -> dict[str, object]:
             "ports": [{"name": "http", "number": 80, "protocol": "HTTP"}],
         },
     }
-
-
-@pytest.fixture
-def server_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def keypair() -> Keypair:
-    return Keypair.generate()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import threading
 import urllib.request
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,22 +34,6 @@ from tests.test_reconciler_support import (
     mesh_config_map,
     write_state,
 )
-
-
-@pytest.fixture
-def server_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def keypair() -> Keypair:
-    return Keypair.generate()
-
-
-@pytest.fixture
-def remote(server_ca: trustme.CA, keypair: Keypair) -> Iterator[DeckhouseExporter]:
-    with deckhouse_remote(server_ca, keypair) as exporter:
-        yield exporter
 
 
 def _running(harness: Harness) -> threading.Thread:

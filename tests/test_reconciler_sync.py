@@ -44,22 +44,6 @@ def reload(harness: Harness) -> None:
 
 
 @pytest.fixture
-def server_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def keypair() -> Keypair:
-    return Keypair.generate()
-
-
-@pytest.fixture
-def remote(server_ca: trustme.CA, keypair: Keypair) -> Iterator[DeckhouseExporter]:
-    with deckhouse_remote(server_ca, keypair) as exporter:
-        yield exporter
-
-
-@pytest.fixture
 def store(tmp_path: Path, remote: DeckhouseExporter, server_ca: trustme.CA) -> Iterator[StateDirStore]:
     write_state(tmp_path, federation("cluster-b", remote.endpoint, ca=ca_pem(server_ca)), mesh_config_map())
     opened = open_state(tmp_path)
