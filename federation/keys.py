@@ -1,7 +1,7 @@
 """Ed25519 identity keys in PEM, accepting Deckhouse's non-standard labels.
 
-Deckhouse writes ``-----BEGIN ED25519 PRIVATE KEY-----`` (PKCS#8 DER inside) and
-``-----BEGIN ED25519 PUBLIC KEY-----`` (PKIX DER inside).  ``cryptography`` only knows the
+Deckhouse labels its PEM blocks ``ED25519 PRIVATE KEY`` (PKCS#8 DER inside) and
+``ED25519 PUBLIC KEY`` (PKIX DER inside).  ``cryptography`` only knows the
 standard ``PRIVATE KEY`` / ``PUBLIC KEY`` labels, so we read the DER ourselves and accept both;
 we write the standard labels unless asked to match Deckhouse.
 """
