@@ -233,3 +233,17 @@ def test_two_clusters_federate_through_the_kubernetes_api(tmp_path: Path) -> Non
         again = reconcile_once(a)
         assert again.returncode == 0, again.stderr
         assert wait_until(lambda: a.double.resource_version == before, timeout=1)
+
+        # Diagnostics in Kubernetes mode: every check passes, and check only reads.
+        before = a.double.resource_version
+        diagnosis = subprocess.run(
+            cli_command(
+                "check", "cluster-b", "--cluster-uuid", a.uuid, "--local-trust-domain", a.domain,
+                "--kubeconfig", str(a.kubeconfig(DEFAULT_RECONCILER_USERNAME)), "--namespace", NAMESPACE,
+            ),
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert diagnosis.returncode == 0, diagnosis.stdout + diagnosis.stderr
+        assert "  ✓ services: 1 imported of 1 exported" in diagnosis.stdout.splitlines()
+        assert diagnosis.stdout.splitlines()[-1] == "all 7 checks passed"
+        assert a.double.resource_version == before
