@@ -175,10 +175,9 @@ def serve_command(args: argparse.Namespace) -> int:
         ):
             if value and not Path(value).is_file():
                 raise UsageError(f"{flag} {value}: no such file")
-        if args.state is not None and not Path(args.state).is_dir():
-            raise UsageError(f"--state {args.state}: not a directory (create it, or point --state at it)")
-        if args.kubeconfig and not Path(args.kubeconfig).is_file():
-            raise UsageError(f"--kubeconfig {args.kubeconfig}: no such file")
+        problem = store_factory.source_problem(store_factory.source_from_args(args))
+        if problem:
+            raise UsageError(problem)
         if not 1 <= args.port <= 65535:
             raise UsageError("--port must be from 1 to 65535")
     except UsageError as error:

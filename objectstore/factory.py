@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from federation.store import ObjectStore, Watch
-from objectstore.statedir import AdmissionHook, StateDirStore
+from objectstore.statedir import AdmissionHook, StateDirStore, StateError, load_state
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> 
 
 def source_from_args(args: argparse.Namespace) -> StoreSource:
     return StoreSource(state=args.state, kubeconfig=args.kubeconfig, in_cluster=bool(args.in_cluster))
+
+
+def source_problem(source: StoreSource) -> str | None:
+    """Why the store cannot be opened, found before any server starts (so it is one clear line,
+    not a worker that fails to boot); None when it looks usable."""
+    if source.kubeconfig is not None and not Path(source.kubeconfig).is_file():
+        return f"--kubeconfig {source.kubeconfig}: no such file"
+    if source.state is None:
+        return None
+    try:
+        load_state(source.state)
+    except StateError as error:
+        return f"--state: {error}"
+    return None
 
 
 def open_store(

@@ -49,6 +49,10 @@ class _Application(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self._settings.items():
             self.cfg.set(key, value)
+        # gunicorn 27 opens a control socket under $HOME by default: two servers on one machine
+        # would fight over it, and a read-only root filesystem has no $HOME to write. We never use it.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Flask:
         # Called in each worker after fork: background threads (watch loops) start there.

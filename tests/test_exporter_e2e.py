@@ -457,7 +457,7 @@ def test_kubernetes_backend_trust_follows_federation_status(
     [
         (
             ["--state", "/nonexistent-state-dir"],
-            "--state /nonexistent-state-dir: not a directory (create it, or point --state at it)",
+            "--state: /nonexistent-state-dir: state directory does not exist (create it, or point --state at it)",
         ),
         (["--state", ".", "--advertise", "gw"], "--advertise 'gw': expected ADDRESS:PORT (IPv6 as [ADDRESS]:PORT)"),
         (["--state", ".", "--gateway-selector", "app=(x"], "--gateway-selector 'app=(x': "),

@@ -209,3 +209,22 @@ def test_missing_certificate_file_is_a_usage_error(tmp_path: Path) -> None:
         f"istio-federation: error: --tls-cert-file {tmp_path / 'nope.crt'}: file not found "
         "(the webhook only serves over TLS)"
     )
+
+
+def test_malformed_state_directory_is_a_usage_error_before_gunicorn_starts(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("apiVersion: v1\nkind: [\n")
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    issue(trustme.CA(), tls)
+    result = subprocess.run(
+        cli_command(
+            "webhook", "serve", "--tls-cert-file", str(tls / "tls.crt"), "--tls-private-key-file", str(tls / "tls.key"),
+            "--local-trust-domain", "cluster-a.local", "--state", str(tmp_path),
+        ),
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"istio-federation: error: --state: {tmp_path / 'broken.yaml'}:3: invalid YAML: expected the node content, "
+        "but found '<stream end>'"
+    )

@@ -75,11 +75,13 @@ def _serve(args: argparse.Namespace) -> int:
             return _usage_error(f"{flag} {path}: file not found (the webhook only serves over TLS)")
     if not 1 <= args.port <= 65535:
         return _usage_error(f"--port {args.port}: must be from 1 to 65535")
-    if args.state is not None and not args.state.is_dir():
-        return _usage_error(f"--state {args.state}: not a directory")
+    source = factory.source_from_args(args)
+    problem = factory.source_problem(source)
+    if problem:
+        return _usage_error(problem)
     settings = WebhookSettings(
         local_trust_domain=args.local_trust_domain,
-        source=factory.source_from_args(args),
+        source=source,
         reconciler_username=args.reconciler_username,
         ip_autoallocate=args.ip_autoallocate,
     )
