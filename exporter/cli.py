@@ -15,7 +15,7 @@ from exporter import sources
 from exporter.app import create_app
 from exporter.settings import DEFAULT_NAMESPACE, Settings, watches
 from exporter.snapshot import SnapshotKeeper, validate_gateway_selector
-from federation import dns, tokens
+from federation import cluster, tokens
 from objectstore import factory as store_factory
 
 log = logging.getLogger(__name__)
@@ -106,17 +106,19 @@ class UsageError(ValueError):
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     cluster_uuid = str(args.cluster_uuid).strip()
-    if not cluster_uuid or not cluster_uuid.isprintable() or len(cluster_uuid) > 253:
-        raise UsageError("--cluster-uuid must be a non-empty printable string of at most 253 characters")
+    problem = cluster.uuid_problem("--cluster-uuid", cluster_uuid)
+    if problem:
+        raise UsageError(problem)
     try:
         uuid_module.UUID(cluster_uuid)
     except ValueError:
         log.warning(
             "--cluster-uuid %r is not a UUID; peers accept any string, but check it is the intended one", cluster_uuid
         )
-    cluster_domain = str(args.cluster_domain).strip().lower().rstrip(".")
-    if not dns.is_dns_name(cluster_domain):
-        raise UsageError(f"--cluster-domain {args.cluster_domain!r} must be a DNS name such as cluster-a.local")
+    cluster_domain = str(args.cluster_domain).strip().rstrip(".")
+    problem = cluster.domain_problem("--cluster-domain", cluster_domain)
+    if problem:
+        raise UsageError(problem)
     problem = validate_gateway_selector(args.gateway_selector)
     if problem:
         raise UsageError(f"--gateway-selector {args.gateway_selector!r}: {problem}")

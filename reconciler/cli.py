@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
-from federation import dns, resources, tokens
+from federation import cluster, dns, resources, tokens
 from federation.store import ObjectStore, StoreError, Watch
 from objectstore import factory as store_factory
 from reconciler import identity
@@ -175,11 +175,11 @@ def usage_error(message: str) -> int:
 
 def check_common(args: argparse.Namespace) -> str:
     """The first configuration problem of the shared flags, as a one-line message, or ''."""
-    if not str(args.cluster_uuid).strip():
-        return "--cluster-uuid: must not be empty"
-    domain = str(args.local_trust_domain).lower().rstrip(".")
-    if not dns.is_dns_name(domain):
-        return f"--local-trust-domain: {args.local_trust_domain!r} is not a DNS name (e.g. cluster-a.local)"
+    problem = cluster.uuid_problem("--cluster-uuid", str(args.cluster_uuid)) or cluster.domain_problem(
+        "--local-trust-domain", str(args.local_trust_domain).rstrip(".")
+    )
+    if problem:
+        return problem
     for flag, value in (("--namespace", args.namespace), ("--mesh-config-namespace", args.mesh_config_namespace)):
         problems = dns.label_problems(value)
         if problems:

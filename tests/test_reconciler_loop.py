@@ -152,7 +152,9 @@ BASE = ("reconciler", "run", "--cluster-uuid", LOCAL_UUID, "--local-trust-domain
         ),
         pytest.param(
             ("--local-trust-domain", "Cluster_A"),
-            "istio-federation: error: --local-trust-domain: 'Cluster_A' is not a DNS name (e.g. cluster-a.local)",
+            "istio-federation: error: --local-trust-domain 'Cluster_A': a lowercase RFC 1123 subdomain must consist "
+            "of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character "
+            '(character "C" at position 0 is not allowed)',
             id="trust-domain",
         ),
         pytest.param(

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from federation import dns
+from federation import cluster
 from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME
 from objectstore import factory
 
@@ -58,8 +58,7 @@ def _usage_error(message: str) -> int:
 
 
 def _check_trust_domain(value: str) -> str | None:
-    problems = dns.subdomain_problems(value)
-    return f"--local-trust-domain {value!r}: {problems[0]}" if problems else None
+    return cluster.domain_problem("--local-trust-domain", value)
 
 
 def _serve(args: argparse.Namespace) -> int:
