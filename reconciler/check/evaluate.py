@@ -1,172 +1,37 @@
-"""``istio-federation check [NAME]``: one line per check an SRE can act on, never a write.
-
-For each IstioFederation (or the one named) seven checks run in order:
-
-1. ``endpoint``: the metadata endpoint resolves, accepts a connection and TLS verifies;
-2. ``public``: the public document is HTTP 200, JSON and valid;
-3. ``private``: the private document is readable with this cluster's JWT, and valid;
-4. ``services``: managed ServiceEntries of the federation versus the remote's publicServices;
-5. ``refused``: the hosts the security filter (``federation.desired``) does not import;
-6. ``stale``: the age of ``status.lastSuccessfulSyncTime`` versus ``--stale-after``;
-7. ``trust``: the remote root CA is in Istio's mesh ``caCertificates`` for ``spec.trustDomain``.
-
-A check that needs the result of a failed one is reported as skipped, with the reason.
-
-The module has two halves.  :func:`observe` is the only place with I/O: it performs the same GETs
-a sync performs (``reconciler.fetch``, a JWT from ``federation.tokens``) and reads the store, and
-records what it saw in an :class:`Observation`.  :func:`evaluate` turns an observation into
-results, reusing the domain's parsers and rules (``federation.documents``, ``federation.desired``,
-``federation.meshconfig``), so every diagnosis is testable without a server.
-
-Exit codes follow ``reconciler.cli``: 0 every check passed, 1 a check failed or was skipped,
-2 a usage error (including an unknown NAME).
-"""
+"""The pure half of ``check``: observations in, results out, no I/O."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import re
 import socket
 import ssl
-import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from federation import conditions, desired, documents, meshconfig, ownership, resources, tokens
+from federation import conditions, desired, documents, meshconfig, resources
 from federation.documents import DocumentError, PrivateMetadata, PublicMetadata
-from federation.keys import Keypair
 from federation.resources import KubeObject
-from federation.store import ObjectStore, StoreError
-from objectstore import factory as store_factory
-from reconciler import identity
 from reconciler.apply import hostname_of, merged_update
+from reconciler.check.observation import Fetched, Observation, Problem
+from reconciler.check.report import (
+    NO_FEDERATION_HINT,
+    CheckResult,
+    CheckSettings,
+    FederationReport,
+    failing,
+    passing,
+    skipping,
+)
 from reconciler.fetch import (
-    PRIVATE_PATH,
-    PUBLIC_PATH,
-    Fetcher,
     FetchError,
     Response,
     TLSSettings,
-    endpoint_url,
-    ssl_context,
 )
-
-log = logging.getLogger(__name__)
-
-CHECKS = ("endpoint", "public", "private", "services", "refused", "stale", "trust")
-PASS, FAIL, SKIP = "✓", "✗", "-"
-NO_FEDERATION_HINT = "the remote has no IstioFederation for this cluster yet"
 
 # OpenSSL's verify codes for a certificate that does not name the host we connected to.
 _X509_V_ERR_HOSTNAME_MISMATCH = 62
 _X509_V_ERR_IP_ADDRESS_MISMATCH = 64
-
-
-# -- results -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    ok: bool
-    message: str
-    fix: str = ""
-    skipped: bool = False
-
-    def line(self) -> str:
-        mark = SKIP if self.skipped else PASS if self.ok else FAIL
-        text = f"{mark} {self.name}: {self.message}"
-        return f"{text}; fix: {self.fix}" if self.fix and not self.ok else text
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "ok": self.ok}
-        if self.skipped:
-            data["skipped"] = True
-        data["message"] = self.message
-        if self.fix and not self.ok:
-            data["fix"] = self.fix
-        return data
-
-
-def _pass(name: str, message: str) -> CheckResult:
-    return CheckResult(name, True, message)
-
-
-def _fail(name: str, message: str, fix: str) -> CheckResult:
-    return CheckResult(name, False, message, fix)
-
-
-def _skip(name: str, why: str) -> CheckResult:
-    # Not verified is not passed: a skipped check keeps the exit code at 1, but it is not
-    # reported as a second failure, since its cause is already on an earlier line.
-    return CheckResult(name, False, f"skipped: {why}", skipped=True)
-
-
-@dataclass(frozen=True)
-class FederationReport:
-    name: str
-    trust_domain: str
-    endpoint: str
-    checks: tuple[CheckResult, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "checks": [check.to_json() for check in self.checks]}
-
-
-@dataclass(frozen=True)
-class CheckSettings:
-    cluster_uuid: str
-    local_trust_domain: str
-    namespace: str = "istio-federation"
-    mesh_namespace: str = "istio-system"
-    stale_after: timedelta = timedelta(minutes=5)
-
-
-# -- what the I/O half saw -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something that stopped a step before it could talk to the remote, with its fix."""
-
-    message: str
-    fix: str
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """One GET: the response (any status), or the FetchError that left no usable response."""
-
-    url: str
-    response: Response | None = None
-    error: FetchError | None = None
-
-
-@dataclass(frozen=True)
-class Observation:
-    federation: KubeObject
-    now: datetime
-    # Set when the endpoint was not contacted at all (the spec cannot work as written).
-    configuration: Problem | None = None
-    public: Fetched | None = None
-    # Set when the private GET was not attempted although the public document was valid.
-    private_blocked: Problem | None = None
-    private: Fetched | None = None
-    managed_entries: tuple[KubeObject, ...] = ()
-    other_trust_domains: tuple[str, ...] = ()
-    mesh_config_map: KubeObject | None = None
-
-
-# -- the pure half -------------------------------------------------------------------------------
 
 
 def tls_settings(spec: dict[str, Any]) -> TLSSettings:
@@ -259,14 +124,14 @@ def _reached(fetched: Fetched) -> bool:
 
 def endpoint_check(observation: Observation) -> CheckResult:
     if observation.configuration is not None:
-        return _fail("endpoint", observation.configuration.message, observation.configuration.fix)
+        return failing("endpoint", observation.configuration.message, observation.configuration.fix)
     fetched = observation.public
     assert fetched is not None, "observe() fetches the public document whenever the spec is usable"
     tls = tls_settings(resources.spec(observation.federation))
     if not _reached(fetched):
         assert fetched.error is not None
         problem = _transport_diagnosis(fetched.error, fetched.url, tls)
-        return _fail("endpoint", problem.message, problem.fix)
+        return failing("endpoint", problem.message, problem.fix)
     endpoint = str(resources.spec(observation.federation).get("metadataEndpoint") or "").strip()
     if tls.ca_pem.strip():
         how = "TLS verifies against spec.metadata.ca"
@@ -274,7 +139,7 @@ def endpoint_check(observation: Observation) -> CheckResult:
         how = "TLS is NOT verified (spec.metadata.insecureSkipVerify)"
     else:
         how = "TLS verifies against the system roots"
-    return _pass("endpoint", f"{endpoint} resolves and {how}")
+    return passing("endpoint", f"{endpoint} resolves and {how}")
 
 
 def _document_problems(error: DocumentError) -> tuple[str, list[str]]:
@@ -310,20 +175,20 @@ def _http_problem(what: str, fetched: Fetched, response: Response) -> Problem:
 def public_check(observation: Observation, settings: CheckSettings) -> tuple[CheckResult, PublicMetadata | None]:
     fetched = observation.public
     if observation.configuration is not None or fetched is None or not _reached(fetched):
-        return _skip("public", "the endpoint check failed"), None
+        return skipping("public", "the endpoint check failed"), None
     if fetched.error is not None:  # a response arrived but was refused, e.g. for its size
         fix = "spec.metadataEndpoint must point at the remote's metadata exporter (https://<host>/metadata/)"
-        return _fail("public", fetched.error.message, fix), None
+        return failing("public", fetched.error.message, fix), None
     response = fetched.response
     assert response is not None
     if response.status != 200:
         problem = _http_problem("public document", fetched, response)
-        return _fail("public", problem.message, problem.fix), None
+        return failing("public", problem.message, problem.fix), None
     try:
         data = documents.decode_json(response.body, "public metadata")
     except DocumentError as error:
         text, _ = _document_problems(error)
-        return _fail(
+        return failing(
             "public",
             f"GET {fetched.url}: the body is {text}",
             "spec.metadataEndpoint must point at the remote's metadata exporter (https://<host>/metadata/), "
@@ -334,18 +199,18 @@ def public_check(observation: Observation, settings: CheckSettings) -> tuple[Che
     except DocumentError as error:
         text, fields = _document_problems(error)
         wanted = ", ".join(_PUBLIC_FIELD_FIXES.get(name, name) for name in fields) or "a valid document"
-        return _fail(
+        return failing(
             "public",
             f"the public document is invalid: {text}",
             f"the remote's metadata exporter must publish {wanted}: fix it in the remote cluster",
         ), None
     if public.cluster_uuid == settings.cluster_uuid:
-        return _fail(
+        return failing(
             "public",
             f"the endpoint serves this cluster's own metadata (clusterUUID {public.cluster_uuid})",
             "point spec.metadataEndpoint at the remote cluster's metadata endpoint",
         ), None
-    return _pass(
+    return passing(
         "public", f"valid: clusterUUID {public.cluster_uuid}, an Ed25519 authnKeyPub, a CA certificate as rootCA"
     ), public
 
@@ -358,17 +223,17 @@ def private_check(
     observation: Observation, settings: CheckSettings, public: PublicMetadata | None
 ) -> tuple[CheckResult, PrivateMetadata | None]:
     if public is None:
-        return _skip("private", "needs a valid public document (its clusterUUID is the JWT's audience)"), None
+        return skipping("private", "needs a valid public document (its clusterUUID is the JWT's audience)"), None
     if observation.private_blocked is not None:
-        return _fail("private", observation.private_blocked.message, observation.private_blocked.fix), None
+        return failing("private", observation.private_blocked.message, observation.private_blocked.fix), None
     fetched = observation.private
     assert fetched is not None, "observe() fetches the private document whenever the public one is valid"
     tls = tls_settings(resources.spec(observation.federation))
     if fetched.error is not None:
         if not _reached(fetched):
             problem = _transport_diagnosis(fetched.error, fetched.url, tls)
-            return _fail("private", problem.message, problem.fix), None
-        return _fail("private", fetched.error.message, "fix the remote's metadata exporter"), None
+            return failing("private", problem.message, problem.fix), None
+        return failing("private", fetched.error.message, "fix the remote's metadata exporter"), None
     response = fetched.response
     assert response is not None
     if response.status == 401:
@@ -377,12 +242,12 @@ def private_check(
         # As in reconciler.sync: a token refused for its times is clock skew, and sending the
         # admin to create objects in the remote would mislead.
         if any(word in said.lower() for word in ("expired", "not yet valid", "nbf")):
-            return _fail(
+            return failing(
                 "private",
                 f"HTTP 401: the remote refused the token's validity period{remote_said}",
                 "synchronize the clocks of both clusters (NTP)",
             ), None
-        return _fail(
+        return failing(
             "private",
             f"HTTP 401: {NO_FEDERATION_HINT}{remote_said}",
             f"create an IstioFederation in the remote cluster with trustDomain {settings.local_trust_domain} and "
@@ -390,20 +255,20 @@ def private_check(
         ), None
     if response.status != 200:
         problem = _http_problem("private document", fetched, response)
-        return _fail("private", problem.message, problem.fix), None
+        return failing("private", problem.message, problem.fix), None
     try:
         private = documents.parse_private(documents.decode_json(response.body, "private metadata"))
     except DocumentError as error:
         text, fields = _document_problems(error)
         named = " and ".join(fields) if fields else "the document"
-        return _fail(
+        return failing(
             "private",
             f"the private document is invalid: {text}",
             f"the remote's metadata exporter publishes a bad {named}: fix it in the remote cluster",
         ), None
     gateways = _plural(len(private.ingress_gateways), "ingress gateway")
     services = _plural(len(private.public_services), "public service")
-    return _pass("private", f"readable with our JWT: {gateways}, {services}"), private
+    return passing("private", f"readable with our JWT: {gateways}, {services}"), private
 
 
 def _desired_plan(
@@ -443,7 +308,7 @@ def services_check(
     observation: Observation, plan: desired.DesiredState | None, private: PrivateMetadata | None
 ) -> CheckResult:
     if plan is None or private is None:
-        return _skip("services", "needs the private document")
+        return skipping("services", "needs the private document")
     wanted = {hostname_of(obj): obj for obj in plan.objects if obj.get("kind") == resources.SERVICE_ENTRY.kind}
     actual = {hostname_of(obj): obj for obj in observation.managed_entries}
     exported = len(private.public_services)
@@ -455,7 +320,7 @@ def services_check(
     if plan.skipped:
         summary += f" ({len(plan.skipped)} not importable, see refused)"
     if not (missing or extra or outdated):
-        return _pass("services", summary)
+        return passing("services", summary)
     recorded = _recorded_states(observation.federation)
     parts = [summary]
     if missing:
@@ -473,7 +338,7 @@ def services_check(
         )
     if extra:
         fixes.append("the next successful sync deletes the ServiceEntries of hosts no longer exported")
-    return _fail("services", "; ".join(parts), "; ".join(fixes))
+    return failing("services", "; ".join(parts), "; ".join(fixes))
 
 
 _REFUSAL_FIXES = {
@@ -498,9 +363,9 @@ _REFUSAL_FIXES = {
 
 def refused_check(observation: Observation, settings: CheckSettings, plan: desired.DesiredState | None) -> CheckResult:
     if plan is None:
-        return _skip("refused", "needs the private document")
+        return skipping("refused", "needs the private document")
     if not plan.skipped:
-        return _pass("refused", "no host refused by the security filter")
+        return passing("refused", "no host refused by the security filter")
     trust_domain = str(resources.spec(observation.federation).get("trustDomain") or "").lower()
     named = "; ".join(f"{skipped.hostname}: {skipped.message}" for skipped in plan.skipped)
     reasons = sorted({skipped.reason for skipped in plan.skipped})
@@ -510,7 +375,7 @@ def refused_check(observation: Observation, settings: CheckSettings, plan: desir
         )
         for reason in reasons
     ]
-    return _fail("refused", f"{_plural(len(plan.skipped), 'host')} not imported: {named}", "; ".join(fixes))
+    return failing("refused", f"{_plural(len(plan.skipped), 'host')} not imported: {named}", "; ".join(fixes))
 
 
 def _age_text(age: timedelta) -> str:
@@ -527,7 +392,7 @@ def stale_check(observation: Observation, settings: CheckSettings) -> CheckResul
     recorded = str(status.get("lastSuccessfulSyncTime") or "")
     last = meshconfig.parse_time(recorded)
     if last is None:
-        return _fail(
+        return failing(
             "stale",
             "no successful sync recorded (status.lastSuccessfulSyncTime is empty)" + said,
             "check that the reconciler runs; the checks above say what fails",
@@ -535,13 +400,13 @@ def stale_check(observation: Observation, settings: CheckSettings) -> CheckResul
     age = max(observation.now - last, timedelta(0))
     text = f"last successful sync {_age_text(age)} ago ({meshconfig.format_time(last)})"
     if age >= settings.stale_after:
-        return _fail(
+        return failing(
             "stale",
             f"{text}, more than {threshold}{said}",
             "check that the reconciler runs (and, in Kubernetes, holds its Lease) and read its log; "
             "the checks above say what fails now",
         )
-    return _pass("stale", f"{text}, within {threshold}")
+    return passing("stale", f"{text}, within {threshold}")
 
 
 def trust_check(observation: Observation, settings: CheckSettings, public: PublicMetadata | None) -> CheckResult:
@@ -555,13 +420,13 @@ def trust_check(observation: Observation, settings: CheckSettings, public: Publi
         root_ca = str(cached.get("rootCA") or "") if isinstance(cached, dict) else ""
         source = "status.metadataCache.public"
     if not trust_domain:
-        return _skip("trust", "spec.trustDomain is empty")
+        return skipping("trust", "spec.trustDomain is empty")
     if not root_ca.strip():
-        return _skip("trust", "no remote root CA known: no valid public document and none in status.metadataCache")
+        return skipping("trust", "no remote root CA known: no valid public document and none in status.metadataCache")
     where = f"ConfigMap {settings.mesh_namespace}/{meshconfig.CONFIG_MAP_NAME}"
     config_map = observation.mesh_config_map
     if config_map is None:
-        return _fail(
+        return failing(
             "trust",
             f"{where} does not exist",
             "install Istio (it creates the ConfigMap), or pass --mesh-config-namespace with Istio's namespace",
@@ -571,17 +436,17 @@ def trust_check(observation: Observation, settings: CheckSettings, public: Publi
     try:
         entries = meshconfig.mesh_entries(str(data.get(meshconfig.MESH_KEY) or ""))
     except meshconfig.MeshConfigError as error:
-        return _fail("trust", f"{where} key {meshconfig.MESH_KEY}: {error}", "repair Istio's mesh config")
+        return failing("trust", f"{where} key {meshconfig.MESH_KEY}: {error}", "repair Istio's mesh config")
     same = [entry for entry in entries if meshconfig.same_pem(str(entry.get("pem") or ""), root_ca)]
     for entry in same:
         domains = entry.get("trustDomains")
         if isinstance(domains, list) and trust_domain in (str(domain).lower() for domain in domains):
-            return _pass(
+            return passing(
                 "trust", f"the remote root CA (from {source}) is in caCertificates of {where} for {trust_domain}"
             )
     if same:
         listed = sorted({str(d) for entry in same for d in entry.get("trustDomains") or [] if isinstance(d, str)})
-        return _fail(
+        return failing(
             "trust",
             f"the remote root CA (from {source}) is in caCertificates of {where} only for "
             f"{', '.join(listed) or 'no trust domain'}, not for {trust_domain}",
@@ -591,7 +456,7 @@ def trust_check(observation: Observation, settings: CheckSettings, public: Publi
     known = [meshconfig.TrustedCA.from_json(item) for item in status.get("trustedRootCAs") or []]
     seen = any(entry is not None and meshconfig.same_pem(entry.pem, root_ca) for entry in known)
     note = "" if seen else "; status.trustedRootCAs does not list it either, so no sync has seen it yet"
-    return _fail(
+    return failing(
         "trust",
         f"the remote root CA (from {source}) is not in caCertificates of {where} for {trust_domain}{note}",
         "the reconciler adds it after a successful sync unless it runs with --no-mesh-trust: run it and read its "
@@ -619,175 +484,3 @@ def evaluate(observation: Observation, settings: CheckSettings) -> FederationRep
             trust_check(observation, settings, public),
         ),
     )
-
-
-def render_text(reports: Sequence[FederationReport]) -> str:
-    if not reports:
-        return "no IstioFederation to check\n"
-    lines: list[str] = []
-    for position, report in enumerate(reports):
-        if position:
-            lines.append("")  # a blank line between federations keeps each block readable
-        lines.append(
-            f"IstioFederation {report.name}: trust domain {report.trust_domain or '(none)'}, "
-            f"endpoint {report.endpoint or '(none)'}"
-        )
-        lines.extend(f"  {check.line()}" for check in report.checks)
-    checks = [check for report in reports for check in report.checks]
-    failed = sum(1 for check in checks if not check.ok and not check.skipped)
-    skipped = sum(1 for check in checks if check.skipped)
-    if failed or skipped:
-        lines.append(f"{failed} of {len(checks)} checks failed, {skipped} skipped")
-    else:
-        lines.append(f"all {len(checks)} checks passed")
-    return "\n".join(lines) + "\n"
-
-
-def render_json(reports: Sequence[FederationReport]) -> str:
-    document = {"federations": [report.to_json() for report in reports], "ok": all(r.ok for r in reports)}
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-# -- the I/O half --------------------------------------------------------------------------------
-
-
-def _get(fetcher: Fetcher, url: str, tls: TLSSettings, headers: dict[str, str] | None = None) -> Fetched:
-    try:
-        return Fetched(url, response=fetcher.get(url, tls=tls, headers=headers))
-    except FetchError as error:
-        return Fetched(url, error=error)
-
-
-def load_identity(store: ObjectStore, namespace: str) -> Keypair | Problem:
-    """The keypair the reconciler signs with, read only: ``check`` never creates the Secret."""
-    where = f"Secret {namespace}/{identity.SECRET_NAME}"
-    try:
-        secret = store.read(resources.SECRET, namespace, identity.SECRET_NAME)
-    except StoreError as error:
-        return Problem(f"cannot read {where}: {error}", f"run check with credentials that may get {where}")
-    if secret is None:
-        return Problem(
-            f"{where} does not exist, so this cluster has no key to sign the JWT with",
-            "start the reconciler or the exporter once (either creates it), or pass the right --namespace",
-        )
-    try:
-        return identity.keypair_from_secret(secret)
-    except identity.IdentityError as error:
-        return Problem(str(error), f"repair {where}, or delete it to have a new keypair generated")
-
-
-def observe(
-    federation: KubeObject,
-    *,
-    store: ObjectStore,
-    fetcher: Fetcher,
-    settings: CheckSettings,
-    keypair: Keypair | Problem,
-    now: datetime,
-) -> Observation:
-    """Fetch and read what :func:`evaluate` needs for one federation; the only I/O of ``check``."""
-    name = resources.name_of(federation)
-    spec = resources.spec(federation)
-    endpoint = str(spec.get("metadataEndpoint") or "")
-    tls = tls_settings(spec)
-    configuration = configuration_problem(spec, settings.local_trust_domain)
-    if configuration is None:
-        try:
-            ssl_context(tls)  # an unusable spec.metadata.ca is the spec's fault, not the endpoint's
-        except FetchError as error:
-            configuration = Problem(
-                error.message, "put the PEM certificate of the CA that signed the endpoint's certificate there"
-            )
-    public_fetch: Fetched | None = None
-    private_fetch: Fetched | None = None
-    blocked: Problem | None = None
-    if configuration is None:
-        public_fetch = _get(fetcher, endpoint_url(endpoint, PUBLIC_PATH), tls)
-        _, public = public_check(Observation(federation, now, public=public_fetch), settings)
-        if public is not None:
-            if isinstance(keypair, Problem):
-                blocked = keypair
-            else:
-                try:
-                    token = tokens.issue(
-                        keypair.private_key,
-                        subject=settings.cluster_uuid,
-                        audience=public.cluster_uuid,
-                        now=int(now.timestamp()),
-                    )
-                except Exception as error:  # a signing failure is a finding, never a traceback
-                    blocked = Problem(f"cannot sign the JWT: {error}", "repair the keypair Secret")
-                else:
-                    private_fetch = _get(
-                        fetcher, endpoint_url(endpoint, PRIVATE_PATH), tls, {"Authorization": f"Bearer {token}"}
-                    )
-    others = sorted(
-        {
-            str(resources.spec(other).get("trustDomain")).lower()
-            for other in store.list(resources.ISTIO_FEDERATION)
-            if resources.name_of(other) != name and resources.spec(other).get("trustDomain")
-        }
-    )
-    return Observation(
-        federation,
-        now,
-        configuration=configuration,
-        public=public_fetch,
-        private_blocked=blocked,
-        private=private_fetch,
-        managed_entries=tuple(store.list(resources.SERVICE_ENTRY, settings.namespace, ownership.selector(name))),
-        other_trust_domains=tuple(others),
-        mesh_config_map=store.get(resources.CONFIG_MAP, settings.mesh_namespace, meshconfig.CONFIG_MAP_NAME),
-    )
-
-
-def run_command(args: argparse.Namespace) -> int:
-    from reconciler import cli
-
-    problem = cli.check_common(args)
-    if problem:
-        return cli.usage_error(problem)
-    source = store_factory.source_from_args(args)
-    if source.state is not None and not source.state.is_dir():
-        return cli.usage_error(f"--state: {source.state} is not a directory")
-    where = "--state" if source.state else "--kubeconfig/--in-cluster"
-    try:
-        # poll_interval=0: one read of the state directory, no background thread.
-        store = store_factory.open_store(
-            source, cli.watches(args.namespace, args.mesh_config_namespace, mesh_trust=True), poll_interval=0
-        )
-        store.start()
-    except Exception as error:  # kubeconfig and state-directory problems are configuration errors
-        return cli.usage_error(f"{where}: {error}")
-    try:
-        if not store.wait_synced(60):
-            log.error("the object store did not finish its initial list within 60s")
-            return cli.EXIT_FAILED
-        federations = store.list(resources.ISTIO_FEDERATION)
-        if args.name is not None:
-            chosen = [f for f in federations if resources.name_of(f) == args.name]
-            if not chosen:
-                have = ", ".join(resources.name_of(f) for f in federations) or "none"
-                return cli.usage_error(
-                    f"NAME: IstioFederation {args.name!r} not found in {source.describe()} (there: {have})"
-                )
-            federations = chosen
-        settings = CheckSettings(
-            cluster_uuid=args.cluster_uuid.strip(),
-            local_trust_domain=args.local_trust_domain.lower().rstrip("."),
-            namespace=args.namespace,
-            mesh_namespace=args.mesh_config_namespace,
-            stale_after=args.stale_after,
-        )
-        keypair = load_identity(store, args.namespace)
-        fetcher = Fetcher()
-        reports: list[FederationReport] = []
-        for federation in federations:
-            now = datetime.now(UTC)
-            observation = observe(federation, store=store, fetcher=fetcher, settings=settings, keypair=keypair, now=now)
-            reports.append(evaluate(observation, settings))
-    finally:
-        store.stop()
-    sys.stdout.write(render_json(reports) if args.output == "json" else render_text(reports))
-    sys.stdout.flush()
-    return cli.EXIT_OK if all(report.ok for report in reports) else cli.EXIT_FAILED
