@@ -131,7 +131,7 @@ def test_ca_bundle_is_injected_into_every_webhook_of_a_multi_document_manifest(t
     text = manifest.read_text(encoding="utf-8")
     configmap, vwc = yaml.safe_load_all(text)
     assert configmap == yaml.safe_load(other)
-    assert [hook["clientConfig"]["caBundle"] for hook in vwc["webhooks"]] == [expected, expected]
+    assert [hook["clientConfig"]["caBundle"] for hook in vwc["webhooks"]] == [expected] * 3
     original = yaml.safe_load(VWC_MANIFEST.read_text(encoding="utf-8"))
     for hook in vwc["webhooks"]:
         del hook["clientConfig"]["caBundle"]
@@ -142,8 +142,8 @@ def test_ca_bundle_is_injected_into_every_webhook_of_a_multi_document_manifest(t
     webhook(tmp_path / "certs", "--new-ca", "--ca-bundle-into", str(manifest))
     rotated = base64.b64encode((tmp_path / "certs" / "ca.crt").read_bytes()).decode()
     _, vwc = yaml.safe_load_all(manifest.read_text(encoding="utf-8"))
-    assert [hook["clientConfig"]["caBundle"] for hook in vwc["webhooks"]] == [rotated, rotated]
-    assert manifest.read_text(encoding="utf-8").count("caBundle:") == 3  # two webhooks + the ConfigMap key
+    assert [hook["clientConfig"]["caBundle"] for hook in vwc["webhooks"]] == [rotated] * 3
+    assert manifest.read_text(encoding="utf-8").count("caBundle:") == 4  # three webhooks + the ConfigMap key
 
 
 def test_ca_bundle_is_added_to_flow_style_client_configs(tmp_path: Path) -> None:
@@ -451,14 +451,15 @@ def test_install_creates_secrets_and_patches_ca_bundle_then_changes_nothing(
         "created Secret istio-federation/istio-federation-webhook-tls",
     ]
     assert lines[1].endswith(
-        ": istiofederations.istio-federation.deckhouse.io, serviceentries.istio-federation.deckhouse.io"
+        ": istiofederations.istio-federation.deckhouse.io, serviceentries.istio-federation.deckhouse.io, "
+        "destinationrules.istio-federation.deckhouse.io"
     )
     tls = _secret(kube_api, "istio-federation-webhook-tls")
     assert tls["type"] == "kubernetes.io/tls"
     assert sorted(tls["data"]) == ["ca.crt", "tls.crt", "tls.key"]
     ca_pem = base64.b64decode(_secret(kube_api, "istio-federation-webhook-ca")["data"]["ca.crt"])
     assert base64.b64decode(tls["data"]["ca.crt"]) == ca_pem
-    assert _ca_bundles(kube_api) == [ca_pem, ca_pem]
+    assert _ca_bundles(kube_api) == [ca_pem] * 3
     leaf = load_certificate(base64.b64decode(tls["data"]["tls.crt"]), "tls.crt")
     leaf.verify_directly_issued_by(load_certificate(ca_pem, "ca.crt"))
     dns = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
@@ -498,7 +499,7 @@ def test_install_reissues_an_ageing_leaf_without_touching_ca_bundle(kube_api: Ku
     finally:
         api_client.close()
     assert lines[0].startswith("kept CA in Secret istio-federation/istio-federation-webhook-ca")
-    assert lines[1] == "kept caBundle of ValidatingWebhookConfiguration istio-federation (2 webhooks)"
+    assert lines[1] == "kept caBundle of ValidatingWebhookConfiguration istio-federation (3 webhooks)"
     assert lines[2].startswith("updated Secret istio-federation/istio-federation-webhook-tls: serving certificate")
     assert lines[2].endswith("(less than 1/3 of its lifetime is left (expires 2031-01-01T00:00:00Z))")
     assert _ca_bundles(kube_api) == bundles

@@ -227,6 +227,13 @@ def test_two_clusters_federate_through_the_kubernetes_api(tmp_path: Path) -> Non
         assert [(r["operation"], r["userInfo"]["username"]) for r in reviews] == [
             ("CREATE", DEFAULT_RECONCILER_USERNAME)
         ]
+        rule_reviews = [
+            review["request"] for review in a.double.admission_log
+            if review["request"]["resource"]["resource"] == "destinationrules"
+        ]  # fmt: skip
+        assert [(r["operation"], r["userInfo"]["username"]) for r in rule_reviews] == [
+            ("CREATE", DEFAULT_RECONCILER_USERNAME)
+        ]
 
         # A second sync with nothing changed writes nothing.
         before = a.double.resource_version

@@ -139,6 +139,7 @@ def test_validating_webhook_configuration_settings(built: list[Obj]) -> None:
     assert [hook["name"] for hook in vwc["webhooks"]] == [
         "istiofederations.istio-federation.deckhouse.io",
         "serviceentries.istio-federation.deckhouse.io",
+        "destinationrules.istio-federation.deckhouse.io",
     ]
     for hook in vwc["webhooks"]:
         assert hook["failurePolicy"] == "Fail"
@@ -170,6 +171,18 @@ def test_validating_webhook_configuration_settings(built: list[Obj]) -> None:
             "scope": "Namespaced",
         }
     ]
+    assert "objectSelector" not in vwc["webhooks"][1]  # every ServiceEntry is checked
+    assert vwc["webhooks"][2]["rules"] == [
+        {
+            "apiGroups": ["networking.istio.io"],
+            "apiVersions": ["v1", "v1beta1", "v1alpha3"],
+            "operations": ["CREATE", "UPDATE", "DELETE"],
+            "resources": ["destinationrules"],
+            "scope": "Namespaced",
+        }
+    ]
+    # Only managed DestinationRules reach the webhook: the rest of the mesh never depends on it.
+    assert vwc["webhooks"][2]["objectSelector"] == {"matchLabels": {"app.kubernetes.io/managed-by": "istio-federation"}}
 
 
 def test_webhook_service_reaches_the_https_port(built: list[Obj]) -> None:

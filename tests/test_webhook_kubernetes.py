@@ -165,3 +165,48 @@ def test_deleting_a_federation_is_allowed(webhook: RunningWebhook, admin: Api) -
     webhook.wait_cached("istiofederations", 1)
     code, _, _ = call(admin, "DELETE", f"{IF_PATH}/cluster-b")
     assert code == 200
+
+
+DR_PATH = "/apis/networking.istio.io/v1/namespaces/{namespace}/destinationrules"
+
+
+def test_only_managed_destination_rules_reach_the_webhook_and_they_are_protected(
+    webhook: RunningWebhook, admin: Api, reconciler: Api, kube_api: KubeApiDouble
+) -> None:
+    call(admin, "POST", IF_PATH, federation())
+    webhook.wait_cached("istiofederations", 1)
+    plain = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "reviews", "namespace": "shop"},
+        "spec": {"host": "reviews.shop.svc.cluster-a.local"},
+    }
+    before = len(kube_api.admission_log)
+    code, _, _ = call(admin, "POST", DR_PATH.format(namespace="shop"), plain)
+    assert code == 201
+    assert len(kube_api.admission_log) == before  # objectSelector: not sent to the webhook at all
+
+    host = "bar.xyz.svc.cluster-b.local"
+    managed = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {
+            "name": ownership.managed_name(host),
+            "namespace": "istio-federation",
+            "labels": ownership.ownership_labels("cluster-b"),
+        },
+        "spec": {"host": host, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}},
+    }
+    path = DR_PATH.format(namespace="istio-federation")
+    code, created, _ = call(reconciler, "POST", path, managed)
+    assert code == 201
+    changed = copy.deepcopy(created)
+    changed["spec"]["trafficPolicy"]["tls"]["mode"] = "DISABLE"
+    code, body, _ = call(admin, "PUT", f"{path}/{created['metadata']['name']}", changed)
+    assert code == 422
+    assert body["message"].startswith(
+        'admission webhook "destinationrules.istio-federation.deckhouse.io" denied the request: DestinationRule '
+        '"bar-xyz-svc-cluster-b-local" is invalid: metadata.labels[federation.istio.deckhouse.io/federation]: '
+        "Forbidden: DestinationRule istio-federation/bar-xyz-svc-cluster-b-local is managed by IstioFederation "
+        '"cluster-b" and only the reconciler may change it'
+    )

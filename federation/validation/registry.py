@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from federation import fields, resources
-from federation.validation import istiofederation, serviceentry, warnings
+from federation.validation import destinationrule, istiofederation, serviceentry, warnings
 from federation.validation.attributes import Attributes, Context, Verdict
 
 Validator = Callable[[Attributes, Context], Verdict]
@@ -20,6 +20,7 @@ Validator = Callable[[Attributes, Context], Verdict]
 # match manifests/webhook/validatingwebhookconfiguration.yaml (a test checks it).
 WEBHOOK_ISTIO_FEDERATIONS = "istiofederations.istio-federation.deckhouse.io"
 WEBHOOK_SERVICE_ENTRIES = "serviceentries.istio-federation.deckhouse.io"
+WEBHOOK_DESTINATION_RULES = "destinationrules.istio-federation.deckhouse.io"
 
 _VALIDATORS: dict[tuple[str, str], tuple[Validator, str]] = {
     (resources.ISTIO_FEDERATION.group, resources.ISTIO_FEDERATION.plural): (
@@ -27,6 +28,10 @@ _VALIDATORS: dict[tuple[str, str], tuple[Validator, str]] = {
         WEBHOOK_ISTIO_FEDERATIONS,
     ),
     (resources.SERVICE_ENTRY.group, resources.SERVICE_ENTRY.plural): (serviceentry.validate, WEBHOOK_SERVICE_ENTRIES),
+    (resources.DESTINATION_RULE.group, resources.DESTINATION_RULE.plural): (
+        destinationrule.validate,
+        WEBHOOK_DESTINATION_RULES,
+    ),
 }
 
 

@@ -1,0 +1,17 @@
+"""Admission rules for DestinationRule: only the ownership of managed ones is checked.
+
+The reconciler writes one DestinationRule (ISTIO_MUTUAL) beside every managed ServiceEntry. The
+webhook configuration only sends DestinationRules that carry the managed-by label (objectSelector),
+so every other DestinationRule in the cluster is never slowed down or blocked by this webhook.
+"""
+
+from __future__ import annotations
+
+from federation.validation import managed
+from federation.validation.attributes import Attributes, Context, Verdict
+
+
+def validate(attributes: Attributes, context: Context) -> Verdict:
+    verdict = Verdict()
+    managed.validate(managed.DESTINATION_RULE, attributes, context, verdict)
+    return verdict
