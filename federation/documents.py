@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from federation import dns, keys, protocols
-from federation.fields import FieldError, Path, invalid, required
+from federation.fields import FieldError, Path, invalid, json_type, required
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 MAX_CLUSTER_UUID = 253
@@ -126,7 +126,7 @@ def root_ca_problem(pem: str) -> str | None:
 def parse_public(data: Any) -> PublicMetadata:
     errors: list[FieldError] = []
     if not isinstance(data, dict):
-        raise DocumentError("public metadata", [invalid(Path(), type(data).__name__, "must be a JSON object")])
+        raise DocumentError("public metadata", [invalid(Path(), json_type(data), "must be a JSON object")])
     root = Path()
     cluster_uuid = _string(data, "clusterUUID", root, errors)
     if cluster_uuid and (len(cluster_uuid) > MAX_CLUSTER_UUID or not cluster_uuid.isprintable()):
@@ -163,14 +163,14 @@ def _list(data: dict[str, Any], key: str, path: Path, errors: list[FieldError]) 
         errors.append(required(path.child(key), "must be present (an empty list is allowed)"))
         return []
     if not isinstance(value, list):
-        errors.append(invalid(path.child(key), type(value).__name__, "must be a list"))
+        errors.append(invalid(path.child(key), json_type(value), "must be a list"))
         return []
     return value
 
 
 def parse_private(data: Any) -> PrivateMetadata:
     if not isinstance(data, dict):
-        raise DocumentError("private metadata", [invalid(Path(), type(data).__name__, "must be a JSON object")])
+        raise DocumentError("private metadata", [invalid(Path(), json_type(data), "must be a JSON object")])
     errors: list[FieldError] = []
     gateways: list[IngressGateway] = []
     gateways_path = Path("ingressGateways")

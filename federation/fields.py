@@ -68,9 +68,9 @@ class FieldError:
     detail: str
     value: Any = _NO_VALUE
 
-    def render(self) -> str:
-        """``spec.hosts[0]: Invalid value: "x": must be ...``, exactly as apimachinery prints it."""
-        head = f"{self.path}: {self.type.text}"
+    def body(self) -> str:
+        """The error without its path: ``Invalid value: "x": must be ...`` (apimachinery's ErrorBody)."""
+        head = self.type.text
         if self.value is not _NO_VALUE and self.type in (
             ErrorType.INVALID,
             ErrorType.NOT_SUPPORTED,
@@ -79,9 +79,15 @@ class FieldError:
             head += f": {render_value(self.value)}"
         return f"{head}: {self.detail}" if self.detail else head
 
+    def render(self) -> str:
+        """``spec.hosts[0]: Invalid value: "x": must be ...``, exactly as apimachinery prints it.
+
+        An error about a whole document has no path, and then none is printed.
+        """
+        return f"{self.path}: {self.body()}" if self.path.text else self.body()
+
     def cause(self) -> dict[str, str]:
-        message = self.render()[len(str(self.path)) + 2 :]
-        return {"reason": self.type.reason, "message": message, "field": str(self.path)}
+        return {"reason": self.type.reason, "message": self.body(), "field": str(self.path)}
 
 
 def render_value(value: Any) -> str:
@@ -93,6 +99,23 @@ def render_value(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value, as schema errors name it (never a Python class name)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 def required(path: Path, detail: str = "") -> FieldError:

@@ -55,13 +55,6 @@ class ObjectIndex:
             if event != "DELETED":
                 self._add(obj)
 
-    def replace_all(self, objects: list[KubeObject]) -> None:
-        """Start over from a full list (initial sync or relist after 410 Gone)."""
-        with self._lock:
-            self.__init__()  # type: ignore[misc]
-            for obj in objects:
-                self.apply("ADDED", obj)
-
     def replace_kind(self, kind: str, objects: list[KubeObject]) -> None:
         """Replace every indexed object of one kind, keeping the others (a relist of one resource)."""
         with self._lock:

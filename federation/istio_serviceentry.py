@@ -296,25 +296,6 @@ def _tag_key_problem(key: str) -> str | None:
     return None
 
 
-def _json_type(value: Any) -> str:
-    """The JSON type name the apiserver uses in its schema errors."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -411,7 +392,7 @@ class _Validator:
 
     def wrong_type(self, path: Path, value: Any, expected: str) -> None:
         # The value shown is the JSON type name, as in the apiserver's schema errors: bounded and readable.
-        self.error(fields.invalid(path, _json_type(value), expected))
+        self.error(fields.invalid(path, fields.json_type(value), expected))
 
     # --- typed readers: report a wrong type, return None, and let the rest of the object be checked ---
 
@@ -492,7 +473,7 @@ class _Validator:
         """(namespace, labels).  Istio's annotation checks run first and abort everything else."""
         for key, allowed in (("apiVersion", API_VERSIONS), ("kind", ("ServiceEntry",))):
             if key in obj and obj[key] not in allowed:
-                shown = obj[key] if isinstance(obj[key], str) else _json_type(obj[key])
+                shown = obj[key] if isinstance(obj[key], str) else fields.json_type(obj[key])
                 self.error(fields.not_supported(Path.of(key), shown, list(allowed)))
         path = Path.of("metadata")
         raw = obj.get("metadata")

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from federation import ownership, resources
+from federation import fields, ownership, resources
 from federation.resources import KubeObject
 
 CONFIG_MAP_NAME = "istio"
@@ -131,7 +131,7 @@ def _load_mesh(text: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise MeshConfigError(f"the mesh config must be a YAML mapping, found {type(data).__name__}")
+        raise MeshConfigError(f"the mesh config must be a YAML mapping, found {fields.json_type(data)}")
     return data
 
 

@@ -87,7 +87,8 @@ class WebhookAdmission:
             return AdmissionOutcome(True, warnings=warnings)
         result = response.get("status") if isinstance(response.get("status"), dict) else {}
         assert isinstance(result, dict)
-        code = int(result.get("code") or 0)
+        raw_code = result.get("code")
+        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else 0
         code = code if code >= 400 else 400  # as the apiserver forces it
         explanation = result.get("message") or result.get("reason")
         message = (

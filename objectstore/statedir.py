@@ -178,12 +178,17 @@ def load_state(root: Path) -> dict[ObjectKey, _Entry]:
     return entries
 
 
-def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
+def _signature(root: Path) -> tuple[tuple[str, int, int, int], ...]:
+    """What tells us the directory changed without parsing it.
+
+    The inode is part of it because writers replace files by rename: a rewrite of the same size
+    within one tick of the kernel's coarse file clock still gets a new inode.
+    """
     signature = []
     for path in _yaml_files(root):
         with contextlib.suppress(OSError):
             stat = path.stat()
-            signature.append((str(path), stat.st_mtime_ns, stat.st_size))
+            signature.append((str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size))
     return tuple(signature)
 
 
@@ -260,7 +265,7 @@ class StateDirStore:
         self.last_warnings: tuple[str, ...] = ()
         self.last_error: str | None = None
         self._entries: dict[ObjectKey, _Entry] = {}
-        self._signature: tuple[tuple[str, int, int], ...] = ()
+        self._signature: tuple[tuple[str, int, int, int], ...] = ()
         self._lock = threading.RLock()
         self._handlers: list[EventHandler] = []
         self._synced = threading.Event()

@@ -116,3 +116,29 @@ def test_the_shape_checker_itself_catches_deviations(doc: dict[str, object], pro
 )
 def test_the_private_shape_checker_catches_deviations(doc: dict[str, object], problem: str) -> None:
     assert problem in deckhouse_shapes.check_private(doc)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ([1], 'invalid public metadata: Invalid value: "array": must be a JSON object'),
+        (None, 'invalid public metadata: Invalid value: "null": must be a JSON object'),
+        ("text", 'invalid public metadata: Invalid value: "string": must be a JSON object'),
+    ],
+    ids=["array", "null", "string"],
+)
+def test_a_document_that_is_not_an_object_is_named_by_its_json_type(document: object, message: str) -> None:
+    with pytest.raises(documents.DocumentError) as raised:
+        documents.parse_public(document)
+    assert str(raised.value) == message
+    assert raised.value.errors[0].cause() == {
+        "reason": "FieldValueInvalid",
+        "message": message.removeprefix("invalid public metadata: "),
+        "field": "",
+    }
+
+
+def test_a_list_of_the_wrong_type_is_named_by_its_json_type() -> None:
+    with pytest.raises(documents.DocumentError) as raised:
+        documents.parse_private({"ingressGateways": {"address": "x"}, "publicServices": []})
+    assert str(raised.value) == 'invalid private metadata: ingressGateways: Invalid value: "object": must be a list'

@@ -28,7 +28,10 @@ def validate(attributes: Attributes, context: Context) -> Verdict:
     for position, host in enumerate(istio_serviceentry.service_entry_hosts(obj)):
         path = Path("spec.hosts").index(position)
         if not is_managed:
-            _check_reserved(host, path, context, verdict)
+            if _check_reserved(host, path, context, verdict):
+                # The reserved-domain error already names the federation and the way out; a second
+                # error about the managed ServiceEntry holding the same host would only repeat it.
+                continue
             if dns.is_under_domain(host, context.local_trust_domain) and host != "*":
                 verdict.warnings.append(
                     warnings.clean(
@@ -39,10 +42,11 @@ def validate(attributes: Attributes, context: Context) -> Verdict:
     return verdict
 
 
-def _check_reserved(host: str, path: Path, context: Context, verdict: Verdict) -> None:
+def _check_reserved(host: str, path: Path, context: Context, verdict: Verdict) -> bool:
+    """Refuse a host in a federated trust domain; True when it was refused."""
     federation = context.index.federation_for_host(host)
     if federation is None:
-        return
+        return False
     name = resources.name_of(federation)
     trust_domain = resources.spec(federation).get("trustDomain")
     verdict.errors.append(
@@ -53,6 +57,7 @@ def _check_reserved(host: str, path: Path, context: Context, verdict: Verdict) -
             f"in the remote cluster (label federation.istio.deckhouse.io/public-service) instead",
         )
     )
+    return True
 
 
 def _check_duplicate(host: str, path: Path, attributes: Attributes, context: Context, verdict: Verdict) -> None:
