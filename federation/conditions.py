@@ -10,12 +10,18 @@ Types and reasons:
   (``Succeeded``, ``FetchFailed``, ``NonOKResponse``, ``InvalidJSON``, ``InvalidPublicMetadata``,
   ``InvalidPrivateMetadata``, ``AwaitingPublic``, ``TokenGenerationFailed``), so dashboards and
   runbooks written for Deckhouse keep working.
-* ``Synced``: whether the objects match the remote's offer, with counts.
+  Ours besides: ``ConfigurationError`` (the spec cannot work), ``ClusterUUIDConflict`` (the
+  remote claims a cluster another IstioFederation already names), ``NoIngressGateways`` (nothing
+  could reach the remote's services, so its last known objects are kept).
+* ``Synced``: whether the objects match the remote's offer, with counts; ``InternalError`` when the
+  sync itself failed unexpectedly (a bug: the reconciler's log has the traceback).
 * ``Stale``: True when the last successful sync is older than the threshold, with its age.
 * ``Ready``: the one line summary read by the ``Ready`` printer column.
 
 Messages are built from stable facts only (counts, reasons, ages rounded to minutes), so an
-unchanged sync produces an identical status and therefore no write.
+unchanged sync produces an identical status and therefore no write.  Every message is cut to
+:data:`MESSAGE_LIMIT` characters and made printable, and names at most :data:`NAMED_HOSTS` hosts
+(then counts the rest), whatever a remote publishes.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Final
+
+from federation import remotetext
 
 TRUE = "True"
 FALSE = "False"
@@ -34,7 +42,6 @@ PRIVATE = "PrivateMetadataExchangeReady"
 SYNCED = "Synced"
 STALE = "Stale"
 READY = "Ready"
-OWN_TYPES = (PUBLIC, PRIVATE, SYNCED, STALE, READY)
 
 # Deckhouse's reasons (federation_discovery.go, PR #19299).
 SUCCEEDED = "Succeeded"
@@ -48,8 +55,12 @@ TOKEN_GENERATION_FAILED = "TokenGenerationFailed"
 
 # Ours.
 CONFIGURATION_ERROR = "ConfigurationError"
+CLUSTER_UUID_CONFLICT = "ClusterUUIDConflict"
+NO_INGRESS_GATEWAYS = "NoIngressGateways"
+INTERNAL_ERROR = "InternalError"
 SYNC_SUCCEEDED = "Synced"
 HOSTS_REFUSED = "HostsRefused"
+TRUST_DOMAIN_MISMATCH = "TrustDomainMismatch"
 SERVICES_DENIED = "ServicesDenied"
 APPLY_FAILED = "ApplyFailed"
 AWAITING_METADATA = "AwaitingMetadata"
@@ -62,6 +73,12 @@ READY_REASON = "Ready"
 PUBLIC_SUCCEEDED_MESSAGE = "Public metadata exchange succeeded."
 PRIVATE_SUCCEEDED_MESSAGE = "Private metadata exchange succeeded."
 AWAITING_PUBLIC_MESSAGE = "Public metadata exchange has not succeeded yet."
+
+# kubectl describe shows a message on one line; metav1.Condition allows 32 KiB, far more than
+# anyone reads.  A remote controls much of what goes in (host names, its 401 text).
+MESSAGE_LIMIT: Final = 1024
+# Hosts named in one message; the rest are counted.
+NAMED_HOSTS: Final = 5
 
 
 @dataclass(frozen=True)
@@ -87,7 +104,7 @@ def merge(
             "type": update.type,
             "status": update.status,
             "reason": update.reason,
-            "message": update.message,
+            "message": remotetext.printable(update.message, MESSAGE_LIMIT),
             "lastTransitionTime": now,
         }
         if generation is not None:
@@ -130,8 +147,10 @@ def public_succeeded() -> Condition:
     return Condition(PUBLIC, TRUE, SUCCEEDED, PUBLIC_SUCCEEDED_MESSAGE)
 
 
-def private_succeeded() -> Condition:
-    return Condition(PRIVATE, TRUE, SUCCEEDED, PRIVATE_SUCCEEDED_MESSAGE)
+def private_succeeded(skipped: str = "") -> Condition:
+    """Succeeded; ``skipped`` is the summary of what the document had that cannot be imported."""
+    message = f"{PRIVATE_SUCCEEDED_MESSAGE} {skipped}" if skipped else PRIVATE_SUCCEEDED_MESSAGE
+    return Condition(PRIVATE, TRUE, SUCCEEDED, message)
 
 
 def private_awaiting_public() -> Condition:
@@ -142,16 +161,57 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def synced(*, imported: int, skipped: Sequence[str], denied: Sequence[str], failed: Sequence[str] = ()) -> Condition:
-    """``Synced`` with counts; the hosts named so that ``kubectl describe`` says what to look at."""
+def named(hosts: Sequence[str], limit: int = NAMED_HOSTS) -> str:
+    """``a, b, c`` or ``a, b, c and 7 more``: at most ``limit`` hosts, each short and printable."""
+    shown = ", ".join(remotetext.printable(host, remotetext.VALUE_LIMIT) for host in hosts[:limit])
+    more = len(hosts) - limit
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def synced(
+    *,
+    imported: int,
+    skipped: Sequence[str],
+    denied: Sequence[str],
+    failed: Sequence[str] = (),
+    trust_domain_mismatch: tuple[str, str] | None = None,
+) -> Condition:
+    """``Synced`` with counts; the first hosts named so that ``kubectl describe`` says what to look at.
+
+    ``trust_domain_mismatch`` is ``(spec.trustDomain, the remote hosts' domain)`` when every host
+    the remote offers was refused for being outside ``spec.trustDomain``: then the spec is the
+    likely mistake, and the message says so.
+    """
     counts = f"Imported {_plural(imported, 'service')}, skipped {len(skipped)}, denied {len(denied)}."
     if failed:
-        return Condition(SYNCED, FALSE, APPLY_FAILED, f"{counts} Could not apply: {', '.join(failed)}.")
+        return Condition(SYNCED, FALSE, APPLY_FAILED, f"{counts} Could not apply: {named(failed)}.")
     if denied:
-        return Condition(SYNCED, FALSE, SERVICES_DENIED, f"{counts} Denied by admission: {', '.join(denied)}.")
+        return Condition(SYNCED, FALSE, SERVICES_DENIED, f"{counts} Denied by admission: {named(denied)}.")
+    if trust_domain_mismatch is not None:
+        spec_domain, remote_domain = trust_domain_mismatch
+        where = f"under {remote_domain}" if remote_domain else "in no common domain"
+        return Condition(
+            SYNCED,
+            FALSE,
+            TRUST_DOMAIN_MISMATCH,
+            f"{counts} Every host the remote offers is outside spec.trustDomain {spec_domain}: its hosts are "
+            f"{where}, so spec.trustDomain probably does not match the remote's real trust domain "
+            f"(create an IstioFederation with the right trustDomain; it is immutable). Refused: {named(skipped)}.",
+        )
     if skipped:
-        return Condition(SYNCED, FALSE, HOSTS_REFUSED, f"{counts} Refused: {', '.join(skipped)}.")
+        return Condition(SYNCED, FALSE, HOSTS_REFUSED, f"{counts} Refused: {named(skipped)}.")
     return Condition(SYNCED, TRUE, SYNC_SUCCEEDED, counts)
+
+
+def internal_error(stage: str, detail: str) -> Condition:
+    """``Synced`` after a sync that failed unexpectedly (a bug, or input nothing foresaw)."""
+    return Condition(
+        SYNCED,
+        FALSE,
+        INTERNAL_ERROR,
+        f"The sync failed unexpectedly in its {stage} stage ({remotetext.printable(detail, 200)}); "
+        "the last known objects are kept; the reconciler's log has the traceback.",
+    )
 
 
 def synced_awaiting(reason: str = AWAITING_METADATA) -> Condition:

@@ -8,22 +8,37 @@ it owns and write only the differences.
 The security filter lives here too, because what a remote may claim is a domain rule, not an I/O
 concern: a remote only ever speaks for names under its own trust domain.  Anything else (a remote
 claiming ``*.svc.<local domain>``, or names of another federation's domain) is refused and reported.
+When *every* host is refused for being outside ``spec.trustDomain``, the spec is the likely mistake:
+:attr:`DesiredState.remote_domain` names the domain the remote's hosts share.
+
+Visibility: every object carries an explicit ``exportTo`` (all namespaces, ``["*"]``, unless the
+reconciler's ``--export-to`` or the federation's :data:`EXPORT_TO_ANNOTATION` says otherwise), so
+it does not depend on the mesh's ``defaultServiceExportTo``/``defaultDestinationRuleExportTo``.
+Deckhouse renders no ``exportTo`` and relies on its objects living in Istio's root namespace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from federation import dns, ownership, resources
 from federation.documents import PrivateMetadata, PublicService
+from federation.fields import Path
+from federation.istio import visibility
 from federation.resources import KubeObject
 
 # Every service port is reached through the remote ingress gateway's AUTO_PASSTHROUGH port, which
 # routes by SNI; so each endpoint maps every port name to the one gateway port.
 LOCATION = "MESH_INTERNAL"
 TLS_MODE = "ISTIO_MUTUAL"
+# Visible in every namespace: what the objects were while they had no exportTo and the mesh kept
+# Istio's default.
+DEFAULT_EXPORT_TO: Final = ("*",)
+# Per federation, on the IstioFederation (an annotation keeps the CRD's spec Deckhouse's):
+# comma-separated exportTo entries, e.g. "ns1,ns2" or ".".
+EXPORT_TO_ANNOTATION: Final = "federation.istio.deckhouse.io/export-to"
 
 
 @dataclass(frozen=True, order=True)
@@ -42,10 +57,9 @@ class DesiredState:
     objects: tuple[KubeObject, ...]
     imported: tuple[str, ...]
     skipped: tuple[SkippedService, ...]
-
-    def objects_for(self, hostname: str) -> list[KubeObject]:
-        name = ownership.managed_name(hostname)
-        return [obj for obj in self.objects if resources.name_of(obj) == name]
+    # Set when the remote offered hosts and every one was refused for being outside
+    # spec.trustDomain: the domain those hosts share ("" when they share none).
+    remote_domain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,8 @@ class FederationSettings:
     # Trust domains of the *other* federations: a host under one of them that is also under ours
     # (nested domains) belongs to the more specific federation, never to us.
     other_trust_domains: tuple[str, ...] = ()
+    # exportTo of every object (checked by :func:`export_to_problem`).
+    export_to: tuple[str, ...] = DEFAULT_EXPORT_TO
 
 
 REASON_OUTSIDE_TRUST_DOMAIN = "OutsideTrustDomain"
@@ -121,6 +137,50 @@ def _port_problem(service: PublicService) -> SkippedService | None:
     return None
 
 
+def export_to_problem(entries: Sequence[str], namespace: str) -> str | None:
+    """Why ``entries`` cannot be the exportTo of the managed objects in ``namespace``, or None.
+
+    Istio's own rule (``validateExportTo``, what the webhook applies to every ServiceEntry): ``*``,
+    ``.``, ``~`` or namespace names, no duplicates, ``*`` and ``~`` alone.
+    """
+    if not entries:
+        return "must name at least one namespace, '.', '*' or '~'"
+    path = Path("exportTo")
+    result = visibility.validate_export_to(
+        path, [(path.index(position), entry) for position, entry in enumerate(entries)], namespace
+    )
+    if result.errors:
+        return "; ".join(error.render() for error in result.errors)
+    return None
+
+
+def parse_export_to(text: str) -> tuple[str, ...]:
+    """The entries of a comma-separated exportTo (the annotation's form), blanks dropped."""
+    return tuple(entry.strip() for entry in text.split(",") if entry.strip())
+
+
+def remote_domain(hosts: Sequence[str]) -> str:
+    """The domain every one of ``hosts`` is under, as an admin would name it ("" when none).
+
+    Kubernetes service names (``<svc>.<ns>.svc.<cluster domain>``) give their cluster domain; other
+    names their longest common parent (``api.example.com``, ``www.example.com``: ``example.com``).
+    """
+    labels = [host.lower().rstrip(".").split(".") for host in hosts if host]
+    if not labels:
+        return ""
+    common: list[str] = []
+    for parts in zip(*(list(reversed(host)) for host in labels), strict=False):
+        if any(part != parts[0] for part in parts):
+            break
+        common.append(parts[0])
+    suffix = list(reversed(common))
+    if "svc" in suffix:
+        suffix = suffix[len(suffix) - suffix[::-1].index("svc") :]
+    elif any(len(suffix) == len(host) for host in labels):
+        suffix = suffix[1:]  # a host is not its own domain
+    return ".".join(suffix)
+
+
 def _metadata(name: str, settings: FederationSettings) -> dict[str, Any]:
     return {
         "name": name,
@@ -139,6 +199,7 @@ def service_entry(service: PublicService, private: PrivateMetadata, settings: Fe
         "metadata": _metadata(name, settings),
         "spec": {
             "hosts": [service.hostname],
+            "exportTo": list(settings.export_to),
             "location": LOCATION,
             "ports": [
                 {"name": port.name, "number": port.port, "protocol": port.protocol}
@@ -159,7 +220,11 @@ def destination_rule(service: PublicService, settings: FederationSettings) -> Ku
         "apiVersion": resources.DESTINATION_RULE.api_version,
         "kind": resources.DESTINATION_RULE.kind,
         "metadata": _metadata(name, settings),
-        "spec": {"host": service.hostname, "trafficPolicy": {"tls": {"mode": TLS_MODE}}},
+        "spec": {
+            "host": service.hostname,
+            "exportTo": list(settings.export_to),
+            "trafficPolicy": {"tls": {"mode": TLS_MODE}},
+        },
     }
 
 
@@ -176,7 +241,7 @@ def desired_state(private: PrivateMetadata, settings: FederationSettings) -> Des
             problem = SkippedService(
                 service.hostname, REASON_NO_GATEWAYS, "the remote publishes no ingress gateway to reach it through"
             )
-        name = ownership.managed_name(service.hostname)
+        name = ownership.managed_name(service.hostname) if problem is None else ""
         if problem is None and name in names:
             # Two hosts can flatten to one name ("a-b.c" and "a.b-c"); the webhook requires exactly
             # that name, so the first host in sorted order keeps it and the other is reported.
@@ -192,4 +257,7 @@ def desired_state(private: PrivateMetadata, settings: FederationSettings) -> Des
         rules.append(destination_rule(service, settings))
     # DestinationRules sort before ServiceEntries by kind; apply orders writes itself.
     objects = sorted(rules + entries, key=lambda obj: (obj["kind"], resources.name_of(obj)))
-    return DesiredState(tuple(objects), tuple(imported), tuple(sorted(skipped)))
+    mismatch = None
+    if skipped and not imported and all(entry.reason == REASON_OUTSIDE_TRUST_DOMAIN for entry in skipped):
+        mismatch = remote_domain([entry.hostname for entry in skipped])
+    return DesiredState(tuple(objects), tuple(imported), tuple(sorted(skipped)), mismatch)

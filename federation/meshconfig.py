@@ -11,6 +11,8 @@ entry is kept; when nothing changes, the original text is returned untouched so 
 
 Rotation: when a remote publishes a new rootCA, the old one stays trusted for an overlap window, so
 workloads still holding certificates from the old root keep working while the remote rolls over.
+At most :data:`MAX_RETIRED_ROOTS` retired roots are kept (the newest): a remote that publishes a
+new root at every sync must not grow the status and the mesh config without bound.
 """
 
 from __future__ import annotations
@@ -18,33 +20,24 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
 
 from federation import fields, ownership, resources
 from federation.resources import KubeObject
+from federation.timestamps import format_time, parse_time
 
 CONFIG_MAP_NAME = "istio"
 MESH_KEY = "mesh"
 MANAGED_DOMAINS_ANNOTATION = "federation.istio.deckhouse.io/managed-trust-domains"
+# Retired roots kept during their overlap, newest first; a real rotation needs one.
+MAX_RETIRED_ROOTS = 3
 
 
 class MeshConfigError(ValueError):
     """The mesh config cannot be edited safely (for example it is not valid YAML)."""
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def same_pem(left: str, right: str) -> bool:
@@ -80,6 +73,7 @@ def rotate(trusted: Sequence[TrustedCA], current_pem: str, now: datetime, overla
     * A root seen for the first time is added.
     * Roots other than the current one are retired (once) and dropped ``overlap`` after retirement.
     * A root that comes back (a rollback) is un-retired.
+    * At most :data:`MAX_RETIRED_ROOTS` retired roots are kept, the most recently retired.
     The current root is always first; the others follow newest first.
     """
     stamp = format_time(now)
@@ -97,7 +91,7 @@ def rotate(trusted: Sequence[TrustedCA], current_pem: str, now: datetime, overla
     if current is None:
         current = TrustedCA(current_pem, stamp)
     others.sort(key=lambda entry: (entry.retired_at or "", entry.first_seen), reverse=True)
-    return [current, *others]
+    return [current, *others[:MAX_RETIRED_ROOTS]]
 
 
 def expire(trusted: Sequence[TrustedCA], now: datetime, overlap: timedelta) -> list[TrustedCA]:
@@ -184,6 +178,35 @@ def managed_domains(config_map: KubeObject | None) -> set[str]:
         return set()
     raw = resources.annotations_of(config_map).get(MANAGED_DOMAINS_ANNOTATION, "")
     return {part.strip().lower() for part in raw.split(",") if part.strip()}
+
+
+def still_routed(
+    current: KubeObject | None, wanted: Mapping[str, Sequence[str]], routed_hosts: Iterable[str]
+) -> dict[str, list[str]]:
+    """``wanted`` plus the entries we wrote for domains that managed ServiceEntries still route into.
+
+    A federation's root leaves the mesh trust only once nothing routes to its cluster any more: an
+    orphaned ServiceEntry whose delete failed (or has not happened yet) still sends traffic there,
+    and without the root that traffic would fail mTLS instead of being cleaned up.
+    """
+    dropped = managed_domains(current) - {domain.lower() for domain in wanted}
+    if not dropped or current is None:
+        return {domain: list(pems) for domain, pems in wanted.items()}
+    routed = {
+        domain
+        for host in routed_hosts
+        for domain in dropped
+        if host.lower().rstrip(".") == domain or host.lower().rstrip(".").endswith("." + domain)
+    }
+    data = current.get("data") if isinstance(current.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    kept: dict[str, list[str]] = {domain: list(pems) for domain, pems in wanted.items()}
+    for entry in mesh_entries(str(data.get(MESH_KEY) or "")):
+        domain = _entry_domain(entry)
+        pem = entry.get("pem")
+        if domain in routed and isinstance(pem, str):
+            kept.setdefault(domain, []).append(pem)
+    return kept
 
 
 def desired_config_map(

@@ -65,13 +65,6 @@ def by_kind(kind: str) -> Resource | None:
     return None
 
 
-def by_group_resource(group: str, plural: str) -> Resource | None:
-    for resource in ALL:
-        if resource.group == group and resource.plural == plural:
-            return resource
-    return None
-
-
 @dataclass(frozen=True, order=True)
 class ObjectKey:
     """Identifies one object: its kind, namespace ("" when cluster-scoped) and name."""

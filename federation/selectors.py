@@ -22,9 +22,10 @@ DOES_NOT_EXIST = "!"
 GREATER_THAN = "gt"
 LESS_THAN = "lt"
 
-_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# Matched with fullmatch: Python's $ also matches before a final newline.
+_NAME_RE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_PREFIX_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_VALUE_RE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 # Characters that end an identifier; anything else (including '/', '.', '_') belongs to it.
 _SPECIAL = set(" \t\r\n,=!()<>")
 
@@ -228,9 +229,9 @@ class _Parser:
 
 def _check_key(key: str) -> None:
     prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _PREFIX_RE.match(prefix)):
+    if slash and (not prefix or len(prefix) > 253 or not _PREFIX_RE.fullmatch(prefix)):
         raise SelectorError(f'invalid label key "{key}": prefix part must be a lowercase RFC 1123 subdomain')
-    if not name or len(name) > 63 or not _NAME_RE.match(name):
+    if not name or len(name) > 63 or not _NAME_RE.fullmatch(name):
         raise SelectorError(
             f"invalid label key \"{key}\": name part must consist of alphanumeric characters, '-', '_' "
             "or '.', and must start and end with an alphanumeric character, at most 63 characters"
@@ -238,7 +239,7 @@ def _check_key(key: str) -> None:
 
 
 def _check_value(value: str) -> str:
-    if len(value) > 63 or not _VALUE_RE.match(value):
+    if len(value) > 63 or not _VALUE_RE.fullmatch(value):
         raise SelectorError(
             f'invalid label value: "{value}": a valid label must be an empty string or consist of '
             "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "

@@ -18,11 +18,22 @@ from federation.resources import KubeObject, Resource
 
 @dataclass(frozen=True)
 class Watch:
-    """One resource a store keeps cached: optionally only one namespace or a label selector."""
+    """One resource a store keeps cached: optionally only one namespace, a label selector, or a
+    field selector (``metadata.name=istio``: what RBAC needs to authorize a list or watch against a
+    rule that names ``resourceNames``)."""
 
     resource: Resource
     namespace: str | None = None
     label_selector: str | None = None
+    field_selector: str | None = None
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A watch that has been failing: for how long (seconds, since the failure was noticed) and why."""
+
+    seconds: float
+    what: str
 
 
 class StoreError(Exception):
@@ -88,6 +99,10 @@ class ObjectStore(Protocol):
 
     def wait_synced(self, timeout: float) -> bool: ...
 
+    def outage(self) -> Outage | None:
+        """The longest-running failure of a watch since it was noticed, or None while every watch
+        is current. A cache that was synced once stays readable during an outage, but it may be stale."""
+
     def subscribe(self, handler: EventHandler) -> None: ...
 
     def get(self, resource: Resource, namespace: str, name: str) -> KubeObject | None:
@@ -96,7 +111,8 @@ class ObjectStore(Protocol):
     def list(
         self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> list[KubeObject]:
-        """Cached objects, sorted by namespace and name."""
+        """Cached objects, sorted by namespace and name. ``namespace`` None means every namespace the
+        store watches: a store whose watches of ``resource`` are namespaced answers for those only."""
 
     def read(self, resource: Resource, namespace: str, name: str) -> KubeObject | None:
         """A fresh read from the source of truth, bypassing the cache (used after a 409)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from federation.fields import FieldError
 from federation.index import ObjectIndex
 from federation.resources import KubeObject
 
@@ -36,15 +35,6 @@ class Context:
     index: ObjectIndex
     local_trust_domain: str
     reconciler_username: str = DEFAULT_RECONCILER_USERNAME
-    ip_autoallocate: bool = False
+    # Istio 1.31 allocates VIPs for every resolution but NONE by default (PILOT_ENABLE_IP_AUTOALLOCATE).
+    ip_autoallocate: bool = True
     now: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
-
-
-@dataclass
-class Verdict:
-    errors: list[FieldError] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def extend(self, other: Verdict) -> None:
-        self.errors.extend(other.errors)
-        self.warnings.extend(other.warnings)

@@ -7,11 +7,10 @@ so every other DestinationRule in the cluster is never slowed down or blocked by
 
 from __future__ import annotations
 
+from federation.fields import ValidationResult
 from federation.validation import managed
-from federation.validation.attributes import Attributes, Context, Verdict
+from federation.validation.attributes import Attributes, Context
 
 
-def validate(attributes: Attributes, context: Context) -> Verdict:
-    verdict = Verdict()
-    managed.validate(managed.DESTINATION_RULE, attributes, context, verdict)
-    return verdict
+def validate(attributes: Attributes, context: Context) -> ValidationResult:
+    return managed.check(managed.DESTINATION_RULE, attributes, context)

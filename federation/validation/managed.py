@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from federation import dns, fields, ownership, resources
-from federation.fields import Path
-from federation.resources import KubeObject
-from federation.validation.attributes import Attributes, Context, Verdict
+from federation.fields import FieldError, Path, ValidationResult, render_value
+from federation.istio.hosts import hosts_of
+from federation.istio.serviceentry import MAX_HOSTS
+from federation.validation.attributes import Attributes, Context
 
 _FEDERATION_LABEL_PATH = Path("metadata.labels").key(ownership.FEDERATION_LABEL)
 
@@ -25,14 +26,6 @@ class ManagedKind:
     hosts_path: Path  # where the host(s) live, for error paths
     single_host: bool  # DestinationRule.spec.host is one string; ServiceEntry.spec.hosts a list
 
-    def hosts(self, obj: KubeObject) -> list[str]:
-        spec = resources.spec(obj)
-        if self.single_host:
-            host = spec.get("host")
-            return [host] if isinstance(host, str) and host else []
-        hosts = spec.get("hosts")
-        return [host for host in hosts if isinstance(host, str)] if isinstance(hosts, list) else []
-
     def host_path(self, position: int) -> Path:
         return self.hosts_path if self.single_host else self.hosts_path.index(position)
 
@@ -41,51 +34,60 @@ SERVICE_ENTRY = ManagedKind("ServiceEntry", "ServiceEntries", Path("spec.hosts")
 DESTINATION_RULE = ManagedKind("DestinationRule", "DestinationRules", Path("spec.host"), single_host=True)
 
 
-def validate(kind: ManagedKind, attributes: Attributes, context: Context, verdict: Verdict) -> None:
+def check(kind: ManagedKind, attributes: Attributes, context: Context) -> ValidationResult:
+    """The ownership rules for one write of a ServiceEntry or DestinationRule of ``kind``.
+
+    Only the reconciler may write an object that carries an ownership label, and what it writes must
+    be a well-formed managed object; a write that touches no ownership label passes.
+    """
+    return ValidationResult.of(_ownership_errors(kind, attributes, context))
+
+
+def _ownership_errors(kind: ManagedKind, attributes: Attributes, context: Context) -> list[FieldError]:
     new, old = attributes.obj, attributes.old
     if not any(obj is not None and ownership.has_ownership_label(obj) for obj in (new, old)):
-        return
+        return []
     if attributes.username != context.reconciler_username:
-        verdict.errors.append(_forbidden_for_user(kind, attributes))
-        return
+        return [_forbidden_for_user(kind, attributes)]
     if new is None:
-        return  # the reconciler deleting what it owns
+        return []  # the reconciler deleting what it owns
     if not ownership.is_managed(new):
-        verdict.errors.append(
+        return [
             fields.invalid(
                 Path("metadata.labels"),
                 dict(resources.labels(new)),
                 f"a managed {kind.kind} needs both {ownership.MANAGED_BY_LABEL}={ownership.MANAGED_BY_VALUE} "
                 f"and {ownership.FEDERATION_LABEL}=<IstioFederation name>",
             )
-        )
-        return
+        ]
     federation_name = resources.labels(new).get(ownership.FEDERATION_LABEL, "")
     federation = context.index.federation(federation_name)
     if federation is None:
-        verdict.errors.append(
+        return [
             fields.invalid(
                 _FEDERATION_LABEL_PATH,
                 federation_name,
-                f'IstioFederation "{federation_name}" does not exist; a managed {kind.kind} must name its federation',
+                f"IstioFederation {render_value(federation_name)} does not exist; a managed {kind.kind} must name "
+                "its federation",
             )
-        )
-        return
+        ]
+    errors: list[FieldError] = []
     trust_domain = str(resources.spec(federation).get("trustDomain") or "")
-    hosts = kind.hosts(new)
-    for position, host in enumerate(hosts):
+    hosts = hosts_of(new, kind=kind.kind)
+    for position, host in enumerate(hosts[:MAX_HOSTS]):  # the CRD's limit; Istio's rules report the rest
         if not dns.is_under_domain(host, trust_domain) or host == "*":
-            verdict.errors.append(
+            errors.append(
                 fields.invalid(
                     kind.host_path(position),
                     host,
-                    f'must be under trust domain "{trust_domain}" of IstioFederation "{federation_name}"',
+                    f"must be under trust domain {render_value(trust_domain)} of IstioFederation "
+                    f"{render_value(federation_name)}",
                 )
             )
     if hosts:
         expected = ownership.managed_name(hosts[0])
         if attributes.name != expected:
-            verdict.errors.append(
+            errors.append(
                 fields.invalid(
                     Path("metadata.name"),
                     attributes.name,
@@ -93,9 +95,8 @@ def validate(kind: ManagedKind, attributes: Attributes, context: Context, verdic
                 )
             )
     if len(hosts) > 1:
-        verdict.errors.append(
-            fields.invalid(kind.hosts_path, hosts, f"a managed {kind.kind} declares exactly one host")
-        )
+        errors.append(fields.invalid(kind.hosts_path, hosts, f"a managed {kind.kind} declares exactly one host"))
+    return errors
 
 
 def _forbidden_for_user(kind: ManagedKind, attributes: Attributes) -> fields.FieldError:
@@ -105,7 +106,9 @@ def _forbidden_for_user(kind: ManagedKind, attributes: Attributes) -> fields.Fie
         if obj is not None:
             owner = owner or resources.labels(obj).get(ownership.FEDERATION_LABEL, "")
     where = f"{attributes.namespace}/{attributes.name}"
-    federation = f'IstioFederation "{owner}"' if owner else "an IstioFederation"
+    if len(where) > 2 * 253 + 1 or not where.isprintable():
+        where = render_value(where)
+    federation = f"IstioFederation {render_value(owner)}" if owner else "an IstioFederation"
     if old is not None and ownership.has_ownership_label(old):
         action = {
             "DELETE": "to remove it, stop exporting the service in the remote cluster or delete the federation",

@@ -1,4 +1,4 @@
-"""Which validator handles which resource, and the decision sent back to the apiserver.
+"""Which validator handles which resource, and the admission response sent back to the apiserver.
 
 Resources not in the table, and CONNECT, are allowed: the webhook configuration decides what is
 sent here, and an unknown resource is a configuration mistake we should not turn into an outage.
@@ -7,14 +7,14 @@ sent here, and an unknown resource is a configuration mistake we should not turn
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-from federation import fields, resources
-from federation.validation import destinationrule, istiofederation, serviceentry, warnings
-from federation.validation.attributes import Attributes, Context, Verdict
+from federation import resources, warnings
+from federation.admission_review import AdmissionResponse, invalid_status
+from federation.fields import ValidationResult
+from federation.validation import destinationrule, istiofederation, serviceentry
+from federation.validation.attributes import Attributes, Context
 
-Validator = Callable[[Attributes, Context], Verdict]
+Validator = Callable[[Attributes, Context], ValidationResult]
 
 # The names the apiserver prints in "admission webhook "<name>" denied the request"; they must
 # match manifests/webhook/validatingwebhookconfiguration.yaml (a test checks it).
@@ -40,27 +40,15 @@ def webhook_name(group: str, resource: str) -> str | None:
     return entry[1] if entry else None
 
 
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    status: dict[str, Any] | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def message(self) -> str:
-        return str((self.status or {}).get("message") or "")
-
-
-def admit(attributes: Attributes, context: Context) -> Decision:
+def admit(attributes: Attributes, context: Context) -> AdmissionResponse:
+    """Run the resource's validator and turn its result into the webhook's answer."""
     entry = _VALIDATORS.get((attributes.group, attributes.resource))
     if entry is None or attributes.operation == "CONNECT":
-        return Decision(allowed=True)
+        return AdmissionResponse(allowed=True)
     validator, _ = entry
-    verdict = validator(attributes, context)
-    cleaned = list(dict.fromkeys(warnings.clean(text) for text in verdict.warnings))
-    if not verdict.errors:
-        return Decision(allowed=True, warnings=cleaned)
-    status = fields.invalid_status(
-        kind=attributes.kind, group=attributes.group, name=attributes.name, errors=verdict.errors
-    )
-    return Decision(allowed=False, status=status, warnings=cleaned)
+    result = validator(attributes, context)
+    cleaned = warnings.capped(result.warnings)
+    if result.valid:
+        return AdmissionResponse(allowed=True, warnings=cleaned)
+    status = invalid_status(kind=attributes.kind, group=attributes.group, name=attributes.name, errors=result.errors)
+    return AdmissionResponse(allowed=False, status=status, warnings=cleaned)
