@@ -9,20 +9,21 @@ from __future__ import annotations
 import datetime
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
-from federation import resources
+from federation import admission_review, resources
 from federation.store import ObjectStore, Watch
 from federation.validation import registry
 from federation.validation.attributes import Context
 from objectstore.factory import open_store
-from webhook import review
-from webhook.metrics import AdmissionMetrics
+from serving import metrics as serving_metrics
+from webhook.metrics import AdmissionMetrics, resource_label
 from webhook.settings import WebhookSettings
 
 log = logging.getLogger("istio_federation.webhook")
@@ -42,6 +43,11 @@ def _state(app: Flask) -> WebhookState:
     return state
 
 
+def cache_synced(app: Flask) -> bool:
+    """Whether this app's watch cache finished its first sync (the serving worker's gate)."""
+    return _state(app).store.synced
+
+
 def create_app(settings: WebhookSettings, store: ObjectStore | None = None) -> Flask:
     """Build the app; with no ``store`` given, open and start the one ``settings`` names."""
     app = Flask("istio_federation.webhook")
@@ -49,6 +55,9 @@ def create_app(settings: WebhookSettings, store: ObjectStore | None = None) -> F
         store = open_store(settings.source, WATCHES)
         store.start()
     app.extensions[EXTENSION] = WebhookState(settings, store, AdmissionMetrics.create())
+    # Every answer is JSON: no HTML 308 redirect (to a URL built from the Host header) for a path
+    # with doubled slashes, which werkzeug would otherwise send before any error handler runs.
+    app.url_map.merge_slashes = False
     app.add_url_rule("/validate", view_func=_validate, methods=["POST"])
     app.add_url_rule("/healthz", view_func=_healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=_readyz, methods=["GET"])
@@ -58,15 +67,20 @@ def create_app(settings: WebhookSettings, store: ObjectStore | None = None) -> F
     return app
 
 
-def _json(body: dict[str, Any], code: int) -> Response:
+def _json(body: Mapping[str, Any], code: int) -> Response:
     response = jsonify(body)
     response.status_code = code
     return response
 
 
 def _read_body() -> bytes | None:
-    """The request body, or None if it is larger than an AdmissionReview may be."""
-    limit = review.MAX_BODY_BYTES
+    """The request body, or None if it is larger than an AdmissionReview may be.
+
+    Reads at most one byte past the limit, whatever Content-Length or chunking announce.  A body
+    that does not arrive in time, breaks its chunked encoding or is cut off is the server's to
+    answer (``serving.body.BodyProblem`` passes through this app to the worker: 408 or 400, JSON).
+    """
+    limit = admission_review.MAX_BODY_BYTES
     if request.content_length is not None and request.content_length > limit:
         return None
     body = request.stream.read(limit + 1)
@@ -79,9 +93,9 @@ def _validate() -> Response:
     body = _read_body()
     try:
         if body is None:
-            raise review.MalformedReview(f"body is larger than {review.MAX_BODY_BYTES} bytes")
-        parsed = review.parse(request.content_type, body)
-    except review.MalformedReview as error:
+            raise admission_review.MalformedReview(f"body is larger than {admission_review.MAX_BODY_BYTES} bytes")
+        parsed = admission_review.parse_request(request.content_type, body)
+    except admission_review.MalformedReview as error:
         state.metrics.malformed.inc()
         log.warning("malformed admission request from %s: %s", request.remote_addr, error)
         return _json({"error": "malformed AdmissionReview", "message": str(error)}, 400)
@@ -89,11 +103,18 @@ def _validate() -> Response:
     result = "error"
     try:
         if not state.store.synced:
-            payload = review.build_failure(
-                parsed,
+            answer = admission_review.AdmissionResponse.failure(
                 code=503,
                 reason="ServiceUnavailable",
                 message="the istio-federation webhook has not finished loading its cache; retry in a few seconds",
+            )
+        elif stale := _stale(state):
+            log.warning("refused %s %s %s/%s: %s", attributes.operation, attributes.kind,
+                        attributes.namespace or "-", attributes.name, stale)  # fmt: skip
+            answer = admission_review.AdmissionResponse.failure(
+                code=503,
+                reason="ServiceUnavailable",
+                message=f"the istio-federation webhook cannot vouch for its cache: {stale}; retry in a few seconds",
             )
         else:
             context = Context(
@@ -103,10 +124,9 @@ def _validate() -> Response:
                 ip_autoallocate=state.settings.ip_autoallocate,
                 now=datetime.datetime.now(datetime.UTC),
             )
-            decision = registry.admit(attributes, context)
-            payload = review.build_response(parsed, decision)
-            result = "allowed" if decision.allowed else "denied"
-            if not decision.allowed:
+            answer = registry.admit(attributes, context)
+            result = "allowed" if answer.allowed else "denied"
+            if not answer.allowed:
                 log.info(
                     "denied %s %s %s/%s user=%s: %s",
                     attributes.operation,
@@ -114,7 +134,7 @@ def _validate() -> Response:
                     attributes.namespace or "-",
                     attributes.name,
                     attributes.username,
-                    decision.message,
+                    answer.message,
                 )
     except Exception:
         # Fail closed: an object we could not check must not get in.
@@ -126,34 +146,46 @@ def _validate() -> Response:
             attributes.name,
             parsed.uid,
         )
-        payload = review.build_failure(
-            parsed,
+        answer = admission_review.AdmissionResponse.failure(
             code=500,
             reason="InternalError",
             message=f"internal error while validating {attributes.kind} {attributes.name!r}; see the webhook logs",
         )
-    labels = (attributes.kind or "unknown", attributes.operation, result)
-    state.metrics.requests.labels(*labels).inc()
-    state.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
-    return _json(payload, 200)
+    state.metrics.observe(attributes.kind, attributes.operation, result, time.perf_counter() - started)
+    return _json(admission_review.build_response(parsed.uid, answer), 200)
 
 
 def _healthz() -> Response:
     return _json({"status": "ok"}, 200)
 
 
+def _stale(state: WebhookState) -> str:
+    """Why the cache must not be trusted now ('' when it may): a watch failing for longer than
+    ``--max-cache-staleness``. Within the bound the cache is used; it may lag by that much."""
+    outage = state.store.outage()
+    if outage is None or outage.seconds <= state.settings.max_cache_staleness:
+        return ""
+    return (
+        f"{outage.what} (for {outage.seconds:.0f}s, more than --max-cache-staleness "
+        f"{state.settings.max_cache_staleness:g}s)"
+    )
+
+
 def _readyz() -> Response:
     state = _state(current_app)
     if not state.store.synced:
         return _json({"status": "not ready", "reason": "the watch cache has not completed its first sync"}, 503)
+    stale = _stale(state)
+    if stale:
+        return _json({"status": "not ready", "reason": stale}, 503)
     return _json({"status": "ready", "cached": state.store.index.counts()}, 200)
 
 
 def _metrics() -> Response:
     state = _state(current_app)
     for resource, count in state.store.index.counts().items():
-        state.metrics.cache_objects.labels(resource).set(count)
-    return Response(generate_latest(state.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+        state.metrics.cache_objects.labels(resource_label(resource)).set(count)
+    return Response(serving_metrics.exposition(state.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 def _http_error(error: HTTPException) -> Response:

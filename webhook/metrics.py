@@ -2,15 +2,49 @@
 
 Buckets start at 5 ms and 25 ms like the apiserver's own webhook histogram, so the two can be
 read side by side.
+
+Every label takes its value from a closed set, never from the request as sent: a client that
+invents a new ``request.kind.kind`` per request must not grow ``/metrics`` (or memory) with it.
+Kinds the webhook checks keep their name; any other kind is counted as ``other``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from federation import resources
+from federation.admission_review import OPERATIONS
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+OTHER: Final = "other"
+KINDS: Final = frozenset(
+    resource.kind for resource in (resources.ISTIO_FEDERATION, resources.SERVICE_ENTRY, resources.DESTINATION_RULE)
+)
+RESULTS: Final = frozenset({"allowed", "denied", "error"})
+# The watch cache's resources, as the store names them in its counts.
+CACHED_RESOURCES: Final = frozenset(
+    resource.plural for resource in (resources.ISTIO_FEDERATION, resources.SERVICE_ENTRY, resources.DESTINATION_RULE)
+)
+
+
+def kind_label(kind: str | None) -> str:
+    return kind if kind in KINDS else OTHER
+
+
+def operation_label(operation: str | None) -> str:
+    return operation if operation in OPERATIONS else OTHER
+
+
+def result_label(result: str) -> str:
+    return result if result in RESULTS else OTHER
+
+
+def resource_label(resource: str) -> str:
+    return resource if resource in CACHED_RESOURCES else OTHER
 
 
 @dataclass(frozen=True)
@@ -29,7 +63,8 @@ class AdmissionMetrics:
             registry=registry,
             requests=Counter(
                 "istio_federation_admission_requests",
-                "Admission reviews answered, by kind, operation and result (allowed, denied, error).",
+                "Admission reviews answered, by kind (other for kinds the webhook does not check), "
+                "operation and result (allowed, denied, error).",
                 ["kind", "operation", "result"],
                 registry=registry,
             ),
@@ -50,5 +85,13 @@ class AdmissionMetrics:
                 "Objects in the webhook's watch cache, by resource.",
                 ["resource"],
                 registry=registry,
+                # With several workers, the value of the worker that answered the latest scrape.
+                multiprocess_mode="livemostrecent",
             ),
         )
+
+    def observe(self, kind: str | None, operation: str | None, result: str, seconds: float) -> None:
+        """Count one answered review; every label is mapped into its closed set."""
+        labels = (kind_label(kind), operation_label(operation), result_label(result))
+        self.requests.labels(*labels).inc()
+        self.duration.labels(*labels).observe(seconds)
