@@ -3,8 +3,12 @@
 With ``--state DIR`` there is no apiserver to call the validating webhook, so writes (the
 reconciler's, or the demo's ``kubectl create``) would go in unchecked. Given the webhook's URL and
 CA, the state store calls the webhook first for the resources ``manifests/webhook`` registers
-(IstioFederation, ServiceEntry), and turns a denial into the message ``kubectl`` would print.
-Like the apiserver's ``failurePolicy: Fail``, a webhook that cannot be reached refuses the write.
+(IstioFederation, ServiceEntry, DestinationRule), and turns a denial into the message ``kubectl``
+would print. Like the apiserver's ``failurePolicy: Fail``, a webhook that cannot be reached, or
+that answers what the apiserver would refuse, refuses the write.
+
+The review itself is built and read by :mod:`federation.admission_review`; this module only carries
+it over HTTPS and draws the apiserver's conclusion.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from federation import resources
+from federation import admission_review, resources
 from federation.resources import KubeObject, Resource
 from federation.validation import registry
-from objectstore.statedir import AdmissionOutcome
+from objectstore.statedir import WriteVerdict
 
 TIMEOUT_SECONDS = 5.0
+GROUPS = ("system:authenticated",)
 
 
 class WebhookAdmission:
@@ -45,59 +50,39 @@ class WebhookAdmission:
         obj: KubeObject | None,
         old: KubeObject | None,
         username: str,
-    ) -> AdmissionOutcome | None:
+    ) -> WriteVerdict | None:
         webhook = registry.webhook_name(resource.group, resource.plural)
         if webhook is None:
             return None
         subject = obj if obj is not None else old or {}
-        version = str(subject.get("apiVersion") or resource.api_version).rpartition("/")[2]
-        request: dict[str, Any] = {
-            "uid": str(uuid.uuid4()),
-            "kind": {"group": resource.group, "version": version, "kind": resource.kind},
-            "resource": {"group": resource.group, "version": version, "resource": resource.plural},
-            "requestKind": {"group": resource.group, "version": version, "kind": resource.kind},
-            "requestResource": {"group": resource.group, "version": version, "resource": resource.plural},
-            "name": resources.name_of(subject),
-            "operation": operation,
-            "userInfo": {"username": username, "groups": ["system:authenticated"]},
-            "object": obj,
-            "oldObject": old,
-            "dryRun": False,
-            "options": None,
-        }
-        if resource.namespaced:
-            request["namespace"] = resources.namespace_of(subject)
-        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
-        try:
-            answer = self._post(body.encode())
-        except (OSError, http.client.HTTPException, ValueError) as error:
-            message = f'Internal error occurred: failed calling webhook "{webhook}": {error}'
-            return AdmissionOutcome(False, message, 500, _status(message, 500, "InternalError"))
-        response = answer.get("response") if isinstance(answer.get("response"), dict) else {}
-        assert isinstance(response, dict)
-        if response.get("uid") != request["uid"]:
-            # What the apiserver's VerifyAdmissionResponse refuses; failurePolicy Fail then denies.
-            message = (
-                f'Internal error occurred: failed calling webhook "{webhook}": received invalid webhook response: '
-                f"expected response.uid={request['uid']!r}, got {response.get('uid')!r}"
-            )
-            return AdmissionOutcome(False, message, 500, _status(message, 500, "InternalError"))
-        warnings = tuple(str(w) for w in response.get("warnings") or [])
-        if response.get("allowed") is True:
-            return AdmissionOutcome(True, warnings=warnings)
-        result = response.get("status") if isinstance(response.get("status"), dict) else {}
-        assert isinstance(result, dict)
-        raw_code = result.get("code")
-        code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else 0
-        code = code if code >= 400 else 400  # as the apiserver forces it
-        explanation = result.get("message") or result.get("reason")
-        message = (
-            f'admission webhook "{webhook}" denied the request: {explanation}'
-            if explanation
-            else f'admission webhook "{webhook}" denied the request without explanation'
+        uid = str(uuid.uuid4())
+        request = admission_review.build_request(
+            uid=uid,
+            resource=resource,
+            version=str(subject.get("apiVersion") or resource.api_version).rpartition("/")[2],
+            operation=operation,
+            name=resources.name_of(subject),
+            namespace=resources.namespace_of(subject) if resource.namespaced else "",
+            username=username,
+            groups=GROUPS,
+            obj=obj,
+            old=old,
         )
-        status = {**_status(message, code, str(result.get("reason") or "")), "details": result.get("details") or {}}
-        return AdmissionOutcome(False, message, code, status, warnings)
+        try:
+            answer = admission_review.read_response(self._post(json.dumps(request).encode()), uid)
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            # ValueError covers admission_review.InvalidResponse: what VerifyAdmissionResponse refuses.
+            message = f'Internal error occurred: failed calling webhook "{webhook}": {error}'
+            status = admission_review.failure_status(code=500, reason="InternalError", message=message)
+            return WriteVerdict(False, message, 500, dict(status))
+        if answer.allowed:
+            return WriteVerdict(True, warnings=answer.warnings)
+        message = answer.denial_message(webhook)
+        code = answer.denial_code
+        status = admission_review.failure_status(
+            code=code, reason=answer.reason, message=message, details=answer.details or {}
+        )
+        return WriteVerdict(False, message, code, dict(status), answer.warnings)
 
     def _post(self, body: bytes) -> dict[str, Any]:
         connection = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
@@ -113,15 +98,3 @@ class WebhookAdmission:
         if not isinstance(document, dict):
             raise ValueError("the webhook answered something that is not an AdmissionReview")
         return document
-
-
-def _status(message: str, code: int, reason: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }

@@ -1,4 +1,9 @@
-"""Open the object store a command line asked for: ``--state DIR``, ``--kubeconfig F`` or ``--in-cluster``."""
+"""Open the object store a command line asked for: ``--state DIR``, ``--kubeconfig F`` or ``--in-cluster``.
+
+The Kubernetes API is asked once before it is relied on (:mod:`objectstore.preflight`): the first
+time a process opens a store on an API server, or earlier in :func:`source_problem`, which the
+servers call before gunicorn forks (their workers, forked after that check, do not repeat it).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from federation.store import ObjectStore, Watch
+from objectstore import preflight
 from objectstore.statedir import AdmissionHook, StateDirStore, StateError, load_state
 
 
@@ -20,6 +26,26 @@ class StoreSource:
         if self.state is not None:
             return f"state directory {self.state}"
         return "in-cluster Kubernetes API" if self.in_cluster else f"Kubernetes API via {self.kubeconfig}"
+
+    @property
+    def credentials(self) -> preflight.Credentials:
+        return preflight.Credentials(kubeconfig=self.kubeconfig, in_cluster=self.in_cluster)
+
+
+# The API servers this process has already asked (kubeconfig, in-cluster): asked once per process.
+_verified: set[preflight.Credentials] = set()
+
+
+def verify_api(source: StoreSource) -> None:
+    """Ask the API server of ``source`` once per process (nothing for a state directory).
+
+    Raises :class:`objectstore.preflight.ApiServerProblem`: one line naming the kubeconfig or the
+    server address, within about ten seconds.
+    """
+    if source.state is not None or source.credentials in _verified:
+        return
+    preflight.verify(source.credentials)
+    _verified.add(source.credentials)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -43,6 +69,10 @@ def source_problem(source: StoreSource) -> str | None:
     if source.kubeconfig is not None and not Path(source.kubeconfig).is_file():
         return f"--kubeconfig {source.kubeconfig}: no such file"
     if source.state is None:
+        try:
+            verify_api(source)
+        except preflight.ApiServerProblem as problem:
+            return f"{preflight.FLAGS}: {problem}"
         return None
     try:
         load_state(source.state)
@@ -59,11 +89,16 @@ def open_store(
     username: str = "kubernetes-admin",
     poll_interval: float = 1.0,
 ) -> ObjectStore:
-    """Build (not start) the store; the caller starts it where its threads should live."""
+    """Build (not start) the store; the caller starts it where its threads should live.
+
+    For the Kubernetes API, the server is asked first (:func:`verify_api`): an unusable kubeconfig or
+    an unreachable server raises :class:`objectstore.preflight.ApiServerProblem` with one line.
+    """
     if source.state is not None:
         return StateDirStore(source.state, watches, poll_interval=poll_interval, admission=admission, username=username)
     from objectstore import kube
 
-    client = kube.connect(source.kubeconfig, source.in_cluster)
+    verify_api(source)
+    client = preflight.connect(source.credentials)
     store: ObjectStore = kube.KubernetesStore(client, watches)
     return store

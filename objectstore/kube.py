@@ -4,8 +4,16 @@ Each watched resource has one daemon thread running a plain list-then-watch loop
 official client's HTTP layer (kubernetes 37's informer fails on custom-object lists, and
 ``kubernetes.watch.Watch`` hides the resourceVersion bookkeeping we need): LIST, replace the
 cache, WATCH from the list's resourceVersion, resume from the last seen resourceVersion when a
-stream ends or drops, and LIST again only when the server answers 410 Gone.  Reads come from that
-cache; writes go to the API and map its Status codes onto :mod:`federation.store` errors.
+stream ends normally, and LIST again after 410 Gone or any failure.  Reads come from that cache;
+writes go to the API and map its Status codes onto :mod:`federation.store` errors.
+
+Outages: a failing list or watch is retried with exponential backoff and jitter, capped at
+``max_backoff`` (1 s), so the cache is current again within about a second of the API server
+coming back; the first failure, each change of its cause and the recovery are logged once each,
+never every attempt.  TCP keepalive notices a vanished peer within seconds, and a read timeout
+on the stream (the server's ``timeoutSeconds`` plus a few seconds) notices a server that stopped
+answering.  :meth:`KubernetesStore.outage` tells how long the oldest failure has lasted, so a
+component can refuse to claim a fresh cache (the webhook's ``--max-cache-staleness``).
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ import json
 import logging
 import random
 import re
+import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +43,7 @@ from federation.store import (
     Conflict,
     EventHandler,
     NotFound,
+    Outage,
     Rejected,
     StoreError,
     Unavailable,
@@ -46,6 +57,11 @@ MERGE_PATCH = "application/merge-patch+json"
 # The index only understands these kinds; replace_kind must never be fed anything else.
 _INDEXED_KINDS = frozenset({resources.ISTIO_FEDERATION.kind, resources.SERVICE_ENTRY.kind})
 _WARNING = re.compile(r'^\s*\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"')
+# A peer that vanished is noticed after KEEPIDLE + KEEPINTVL * KEEPCNT seconds of silence (5 s).
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 2, 1, 3
+# Connections kept open to the apiserver: the reconciler's concurrent writes plus the watch streams.
+POOL_SIZE = 64
+_UNSEEN = object()
 
 
 def connect(kubeconfig: str | None, in_cluster: bool) -> kubernetes.client.ApiClient:
@@ -58,7 +74,26 @@ def connect(kubeconfig: str | None, in_cluster: bool) -> kubernetes.client.ApiCl
         load_incluster(client_configuration=configuration)
     else:
         load_kubeconfig(config_file=kubeconfig, client_configuration=configuration)
+    configuration.socket_options = keepalive_socket_options()
+    # One connection per write in flight (reconciler run --write-concurrency), and the watches.
+    configuration.connection_pool_maxsize = max(int(configuration.connection_pool_maxsize or 0), POOL_SIZE)
+    # No retries inside urllib3: it would log a warning per attempt, and every caller already
+    # retries with backoff (the watch loop, the reconciler's Retry).
+    configuration.retries = 0
     return kubernetes.client.ApiClient(configuration)
+
+
+def keepalive_socket_options() -> builtins.list[tuple[int, int, int]]:
+    """urllib3's defaults (no Nagle) plus TCP keepalive probing after 2 s of silence, where the
+    platform has the options."""
+    options: builtins.list[tuple[int, int, int]] = list(urllib3.connection.HTTPConnection.default_socket_options)
+    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL), ("TCP_KEEPCNT", KEEPALIVE_COUNT)
+    ):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
 
 
 def resource_path(resource: Resource, namespace: str | None, name: str = "", subresource: str = "") -> str:
@@ -102,7 +137,11 @@ class _WatchState:
     resource_version: str = ""
     listed: bool = False
     need_list: bool = True
+    # The current outage: its cause as last logged, when it was noticed, attempts since.
     failing: str | None = None
+    failing_text: str = ""
+    broken_since: float | None = None
+    attempts: int = 0
     response: Any = None
     thread: threading.Thread | None = None
 
@@ -118,7 +157,10 @@ class KubernetesStore:
         name: str = "store",
         watch_timeout: int = 10,
         request_timeout: float = 30.0,
-        max_backoff: float = 5.0,
+        min_backoff: float = 0.1,
+        max_backoff: float = 1.0,
+        read_grace: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api_client
         self.name = name
@@ -128,7 +170,10 @@ class KubernetesStore:
         self.last_warnings: builtins.list[str] = []
         self.watch_timeout = watch_timeout
         self.request_timeout = request_timeout
+        self.min_backoff = min_backoff
         self.max_backoff = max_backoff
+        self.read_grace = read_grace
+        self._clock = clock
         self._states = [_WatchState(watch) for watch in watches]
         self._lock = threading.RLock()
         self._handlers: builtins.list[EventHandler] = []
@@ -170,6 +215,16 @@ class KubernetesStore:
     def wait_synced(self, timeout: float) -> bool:
         return self._synced.wait(timeout)
 
+    def outage(self) -> Outage | None:
+        now = self._clock()
+        with self._lock:
+            broken = [state for state in self._states if state.broken_since is not None]
+            if not broken:
+                return None
+            oldest = min(broken, key=lambda state: state.broken_since or now)
+            seconds = max(0.0, now - (oldest.broken_since or now))
+            return Outage(seconds, f"the watch of {_describe(oldest.watch)} is failing: {oldest.failing_text}")
+
     def subscribe(self, handler: EventHandler) -> None:
         with self._lock:
             self._handlers.append(handler)
@@ -185,28 +240,66 @@ class KubernetesStore:
         ]
 
     def get(self, resource: Resource, namespace: str, name: str) -> KubeObject | None:
+        found = self._cached(resource, namespace, name)
+        if found is _UNSEEN:
+            return self.read(resource, namespace, name)
+        return copy.deepcopy(found) if isinstance(found, dict) else None
+
+    def peek(self, resource: Resource, namespace: str, name: str) -> KubeObject | None:
+        """The cached object, without a copy (never modify it) and without asking the API: None also
+        when no watch covers the name (an object outside our label selector).  For a writer that
+        handles the 409 of a create by reading fresh (the Applier), that saves a GET per create."""
+        found = self._cached(resource, namespace, name)
+        return found if isinstance(found, dict) else None
+
+    def _cached(self, resource: Resource, namespace: str, name: str) -> KubeObject | object | None:
+        """The cached object, None for a known miss, or _UNSEEN when no watch can tell."""
         states = self._covering(resource, namespace if resource.namespaced else None)
         key = (namespace if resource.namespaced else "", name)
         with self._lock:
             for state in states:
                 if key in state.cache:
-                    return copy.deepcopy(state.cache[key])
-            # A watch without a label selector sees every object, so a miss there is an answer.
-            if any(state.watch.label_selector is None and state.listed for state in states):
+                    return state.cache[key]
+            # A watch that sees every object (or exactly this name) answers with a miss too.
+            if any(state.listed and _sees(state.watch, name) for state in states):
                 return None
-        return self.read(resource, namespace, name)
+        return _UNSEEN
 
     def list(
         self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> builtins.list[KubeObject]:
         selector = selectors.parse(label_selector)
+        # namespace None: every namespace this store watches (see ObjectStore.list).
         states = [
             state for state in self._states
             if _same_resource(state.watch.resource, resource)
-            and (state.watch.namespace is None or state.watch.namespace == namespace)
+            and (namespace is None or state.watch.namespace is None or state.watch.namespace == namespace)
         ]
         if not states:
             return self._live_list(resource, namespace, label_selector)
+        return [copy.deepcopy(obj) for obj in self._cached_list(states, resource, namespace, selector)]
+
+    def peek_list(
+        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> builtins.list[KubeObject]:
+        """:meth:`list` without the copies, for callers that only look: never modify what it returns."""
+        selector = selectors.parse(label_selector)
+        states = [
+            state for state in self._states
+            if _same_resource(state.watch.resource, resource)
+            and (namespace is None or state.watch.namespace is None or state.watch.namespace == namespace)
+        ]
+        if not states:
+            return self._live_list(resource, namespace, label_selector)
+        return self._cached_list(states, resource, namespace, selector)
+
+    def _cached_list(
+        self,
+        states: builtins.list[_WatchState],
+        resource: Resource,
+        namespace: str | None,
+        selector: selectors.Selector,
+    ) -> builtins.list[KubeObject]:
         found: dict[tuple[str, str], KubeObject] = {}
         with self._lock:
             for state in states:
@@ -215,7 +308,7 @@ class KubernetesStore:
                         continue
                     if selector.matches(resources.labels(obj)):
                         found[key] = obj
-            return [copy.deepcopy(found[key]) for key in sorted(found)]
+            return [found[key] for key in sorted(found)]
 
     def _live_list(
         self, resource: Resource, namespace: str | None, label_selector: str | None
@@ -308,13 +401,10 @@ class KubernetesStore:
     # -- list and watch ------------------------------------------------------------------------
 
     def _run(self, state: _WatchState) -> None:
-        backoff = 0.0
         while not self._stop.is_set():
             try:
                 if state.need_list:
                     self._list_into(state)
-                self._recovered(state)
-                backoff = 0.0
                 self._watch_once(state)
             except _Gone:
                 log.info("%s: %s watch expired (410 Gone); relisting", self.name, _describe(state.watch))
@@ -322,30 +412,58 @@ class KubernetesStore:
             except Exception as error:  # the loop must outlive any one failure
                 if self._stop.is_set():
                     return
+                # After any failure the next success is a fresh LIST: the cache is current again as
+                # soon as it returns, without resuming from a resourceVersion the server may have lost.
+                state.need_list = True
                 self._failed(state, error)
-                backoff = min(self.max_backoff, max(0.1, backoff * 2))
-                self._stop.wait(self._random.uniform(backoff / 2, backoff))
+                self._stop.wait(self._backoff(state.attempts))
 
-    def _recovered(self, state: _WatchState) -> None:
-        if state.failing is not None:
-            log.info("%s: %s: recovered", self.name, _describe(state.watch))
-            state.failing = None
+    def _backoff(self, attempts: int) -> float:
+        """Exponential from min_backoff, capped at max_backoff, with jitter (half to all of it)."""
+        delay = min(self.max_backoff, self.min_backoff * (2 ** min(attempts - 1, 30)))
+        return self._random.uniform(delay / 2, delay)
+
+    def _healthy(self, state: _WatchState) -> None:
+        """The server answered a list or opened a watch: whatever outage there was is over."""
+        with self._lock:
+            if state.broken_since is None:
+                return
+            lasted = self._clock() - state.broken_since
+            attempts = state.attempts
+            state.failing, state.failing_text, state.broken_since, state.attempts = None, "", None, 0
+        log.info(
+            "%s: %s: recovered after %.1fs (%d failed attempts)", self.name, _describe(state.watch), lasted, attempts
+        )
 
     def _failed(self, state: _WatchState, error: Exception) -> None:
+        cause = _cause(error)
         text = f"{type(error).__name__}: {error}"
-        if text != state.failing:
-            log.warning("%s: %s: %s (retrying with backoff)", self.name, _describe(state.watch), text)
-            state.failing = text
+        with self._lock:
+            state.attempts += 1
+            state.failing_text = text
+            if state.broken_since is None:
+                state.broken_since = self._clock()
+            changed = cause != state.failing
+            state.failing = cause
+        if changed:
+            log.warning(
+                "%s: %s: %s (retrying every %.1fs at most, with backoff; the next log line is the recovery "
+                "or a different failure)",
+                self.name, _describe(state.watch), text, self.max_backoff,
+            )  # fmt: skip
 
     def _query(self, watch: Watch) -> builtins.list[tuple[str, str]]:
-        return [("labelSelector", watch.label_selector)] if watch.label_selector else []
+        query = [("labelSelector", watch.label_selector)] if watch.label_selector else []
+        if watch.field_selector:
+            query.append(("fieldSelector", watch.field_selector))
+        return query
 
     def _list_into(self, state: _WatchState) -> None:
         watch = state.watch
         response = self._call("GET", resource_path(watch.resource, watch.namespace), query=self._query(watch))
         if response.status != 200:
             raise _error(response, f"list {watch.resource.group_resource}")
-        items = [_with_type(item, watch.resource) for item in response.body.get("items") or []]
+        items = [_cached_form(_with_type(item, watch.resource)) for item in response.body.get("items") or []]
         fresh = {(resources.namespace_of(obj), resources.name_of(obj)): obj for obj in items}
         events: builtins.list[tuple[str, KubeObject]] = []
         with self._lock:
@@ -373,6 +491,7 @@ class KubernetesStore:
                 self.index.replace_kind(kind, same_kind)
             if all(other.listed for other in self._states):
                 self._synced.set()
+        self._healthy(state)
         self._notify(events)
 
     def _watch_once(self, state: _WatchState) -> None:
@@ -385,8 +504,9 @@ class KubernetesStore:
             *self._query(watch),
         ]
         request = self._serialize("GET", resource_path(watch.resource, watch.namespace), query, None, "")
-        # The read timeout outlasts the server's timeoutSeconds, so only a dead peer trips it.
-        raw: Any = self.api.call_api(*request, _request_timeout=(10, self.watch_timeout + 10))
+        # The read timeout outlasts the server's timeoutSeconds by read_grace, so a live server
+        # always ends the stream first and only a server that stopped answering trips it.
+        raw: Any = self.api.call_api(*request, _request_timeout=(5, self.watch_timeout + self.read_grace))
         response = raw.response
         state.response = response
         try:
@@ -399,13 +519,15 @@ class KubernetesStore:
                 except ValueError:
                     body = {"message": data.decode("utf-8", "replace")[:500]}
                 raise _error(_Response(raw.status, body, []), f"watch {watch.resource.group_resource}")
+            self._healthy(state)
             try:
                 for line in _lines(response):
                     if self._stop.is_set():
                         return
                     self._on_event(state, json.loads(line))
             except urllib3.exceptions.ProtocolError as error:
-                # A cut connection: resume from the last resourceVersion, no relist needed.
+                # A cut connection: resume from the last resourceVersion; if the server is gone, that
+                # attempt fails and the failure path (backoff, relist) takes over.
                 log.debug("%s: %s watch stream dropped: %s", self.name, _describe(watch), error)
         finally:
             state.response = None
@@ -426,7 +548,7 @@ class KubernetesStore:
             return
         if kind not in ("ADDED", "MODIFIED", "DELETED"):
             return
-        obj = _with_type(obj, state.watch.resource)
+        obj = _cached_form(_with_type(obj, state.watch.resource))
         key = (resources.namespace_of(obj), resources.name_of(obj))
         with self._lock:
             if kind == "DELETED":
@@ -462,6 +584,33 @@ def _lines(response: Any) -> Iterator[bytes]:
         yield buffer
 
 
+def _sees(watch: Watch, name: str) -> bool:
+    """Whether the watch's cache holds every object of its scope named ``name``."""
+    if watch.label_selector is not None:
+        return False
+    if watch.field_selector is None:
+        return True
+    return watch.field_selector == f"metadata.name={name}"
+
+
+def _cause(error: Exception) -> str:
+    """What kind of failure this is, for logging once per change: the server unreachable (whether
+    the list or the watch noticed), silent (read timeout), or answering with an HTTP code; not the
+    text, which varies from attempt to attempt."""
+    text = str(error)
+    if isinstance(error, urllib3.exceptions.ReadTimeoutError) or "Read timed out" in text:
+        return "read timeout"
+    if isinstance(error, urllib3.exceptions.HTTPError | OSError) or (
+        isinstance(error, Unavailable) and error.code == 0
+    ):
+        return "unreachable"
+    if isinstance(error, StoreError):
+        return f"HTTP {error.code}"
+    if isinstance(error, kubernetes.client.ApiException):
+        return f"HTTP {error.status}"
+    return type(error).__name__
+
+
 def _same_resource(left: Resource, right: Resource) -> bool:
     return left.group == right.group and left.plural == right.plural
 
@@ -487,9 +636,20 @@ def _with_type(obj: KubeObject, resource: Resource) -> KubeObject:
     return obj
 
 
+def _cached_form(obj: KubeObject) -> KubeObject:
+    """What the cache keeps of an object: all but ``metadata.managedFields`` (server-side apply's
+    bookkeeping, often the larger part of a small object, and read by nobody here).  An update sent
+    without it leaves the server's managedFields as they are."""
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    return obj
+
+
 def _describe(watch: Watch) -> str:
     where = f" in {watch.namespace}" if watch.namespace else ""
-    selector = f" ({watch.label_selector})" if watch.label_selector else ""
+    chosen = [selector for selector in (watch.label_selector, watch.field_selector) if selector]
+    selector = f" ({', '.join(chosen)})" if chosen else ""
     return f"{watch.resource.group_resource}{where}{selector}"
 
 

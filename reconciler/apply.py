@@ -10,14 +10,20 @@ Rules, each one a lesson from peers' bug trackers:
 * A write refused by validation or admission (any 4xx Status but 404/409) is recorded for that
   service only; the other services carry on.
 * 409/404 are retried with a fresh read, 429/5xx/connection errors with backoff: ``retry.Retry``.
-* In dry-run mode the same decisions are made and returned as a plan, and nothing is written.
+
+Every decision is returned as an :class:`Action`, so a ``--dry-run`` (a store that records writes
+instead of making them, ``reconciler.dryrun``) shows the same plan a real pass carries out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import logging
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +46,7 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class Action:
-    """One write: planned in dry-run, performed otherwise."""
+    """One write the apply step decided on (a dry run's plan shows exactly these)."""
 
     verb: str  # create | update | delete
     resource: Resource
@@ -59,6 +65,9 @@ class Action:
 @dataclass
 class ApplyOutcome:
     actions: list[Action] = field(default_factory=list)
+    # The writes the store accepted (a delete of an object already gone is an action, not a write):
+    # what the writes metric counts.
+    written: list[Action] = field(default_factory=list)
     denied: dict[str, str] = field(default_factory=dict)  # hostname -> apiserver message
     blocked: dict[str, str] = field(default_factory=dict)  # hostname -> why we may not touch the object
     failed: dict[str, str] = field(default_factory=dict)  # hostname -> error after retries
@@ -129,9 +138,13 @@ def _compare_view(obj: KubeObject) -> dict[str, Any]:
     }
 
 
+_KINDS = {resource.kind: resource for resource in MANAGED_KINDS}
+
+
 def _resource_of(obj: KubeObject) -> Resource:
-    descriptor = resources.by_kind(str(obj.get("kind")))
-    assert descriptor is not None, f"unknown kind {obj.get('kind')}"
+    kind = str(obj.get("kind"))
+    descriptor = _KINDS.get(kind) or resources.by_kind(kind)
+    assert descriptor is not None, f"unknown kind {kind}"
     return descriptor
 
 
@@ -143,17 +156,41 @@ class Blocked(Exception):
     """The desired name is taken by an object we must not touch."""
 
 
+@dataclass
+class _HostResult:
+    """What the writes of one host (its ServiceEntry, then its DestinationRule) came to."""
+
+    actions: list[Action] = field(default_factory=list)
+    written: list[Action] = field(default_factory=list)
+    denied: str | None = None
+    blocked: str | None = None
+    failed: str | None = None
+
+
+DEFAULT_WRITE_CONCURRENCY = 16
+"""Writes in flight at once, across every federation (``reconciler run --write-concurrency``).
+
+Measured against a real kube-apiserver v1.20.2 with the webhook registered (``tests/bench.py``):
+the throughput of creates grows up to about 8-16 writes in flight on a 2-core machine and stays
+flat beyond; a state directory serialises writes under its lock, so there it changes nothing.
+"""
+
+
 class Applier:
-    def __init__(
-        self,
-        store: ObjectStore,
-        retry: Retry,
-        *,
-        on_write: Callable[[str, str], None] | None = None,
-    ) -> None:
+    """Writes the differences, ``concurrency`` hosts at a time (one pool shared by every federation).
+
+    The writes of one host stay in order (ServiceEntry first: if admission refuses it, its
+    DestinationRule is not created alone); hosts are independent, so each one's retries, conflicts
+    and denials are its own.  Objects that already match are recognised from the cache before
+    anything is handed to the pool, so an unchanged sync costs no thread hand-offs.
+    """
+
+    def __init__(self, store: ObjectStore, retry: Retry, *, concurrency: int = 1) -> None:
         self.store = store
         self.retry = retry
-        self.on_write = on_write  # (federation, verb): metrics
+        self.concurrency = max(1, concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def owned(self, federation: str) -> list[KubeObject]:
         """Every object of ``federation``, in any namespace, found only through the ownership selector."""
@@ -166,72 +203,152 @@ class Applier:
             )
         return objects
 
-    def apply(
-        self, federation: str, desired: Sequence[KubeObject], *, gc: bool, dry_run: bool = False
-    ) -> ApplyOutcome:
+    def _owned_view(self, federation: str) -> list[KubeObject]:
+        """:meth:`owned`, without copies where the store can give its cached objects to look at."""
+        peek_list = getattr(self.store, "peek_list", None)
+        if not callable(peek_list):
+            return self.owned(federation)
+        return [
+            obj
+            for resource in MANAGED_KINDS
+            for obj in peek_list(resource, None, ownership.selector(federation))
+            if ownership.owning_federation(obj) == federation
+        ]
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="write")
+            return self._pool
+
+    def apply(self, federation: str, desired: Sequence[KubeObject], *, gc: bool) -> ApplyOutcome:
+        batch = getattr(self.store, "batch", None)
+        with batch() if callable(batch) else contextlib.nullcontext():
+            return self._apply(federation, desired, gc=gc)
+
+    def _apply(self, federation: str, desired: Sequence[KubeObject], *, gc: bool) -> ApplyOutcome:
         outcome = ApplyOutcome()
         wanted_keys = {(_resource_of(obj).kind, resources.namespace_of(obj), resources.name_of(obj)) for obj in desired}
         # ServiceEntry first: if admission refuses it, its DestinationRule is not created alone.
-        ordered = sorted(desired, key=_write_order)
-        for obj in ordered:
-            hostname = hostname_of(obj)
-            if hostname in outcome.denied or hostname in outcome.blocked or hostname in outcome.failed:
-                continue
+        by_host: dict[str, list[KubeObject]] = {}
+        for obj in sorted(desired, key=_write_order):
+            by_host.setdefault(hostname_of(obj), []).append(obj)
+        pending = [(host, objs) for host, objs in by_host.items() if any(self._differs(federation, o) for o in objs)]
+        results = self._run_all(
+            [functools.partial(self._ensure_host, federation, host, objs) for host, objs in pending]
+        )
+        self._merge(outcome, [host for host, _ in pending], results)
+        if not gc:
+            return outcome
+        doomed: dict[str, list[Action]] = {}
+        for obj in sorted(self._owned_view(federation), key=_write_order):
+            resource = _resource_of(obj)
+            key = (resource.kind, resources.namespace_of(obj), resources.name_of(obj))
+            if key not in wanted_keys:
+                hostname = hostname_of(obj)
+                doomed.setdefault(hostname, []).append(Action("delete", resource, key[1], key[2], hostname))
+        results = self._run_all(
+            [functools.partial(self._delete_host, federation, host, actions) for host, actions in doomed.items()]
+        )
+        self._merge(outcome, list(doomed), results)
+        outcome.gc_ran = True
+        return outcome
+
+    def _run_all(self, tasks: list[Callable[[], _HostResult]]) -> list[_HostResult]:
+        """Run each host's writes, ``concurrency`` at a time; results in the order of ``tasks``."""
+        if self.concurrency == 1 or len(tasks) <= 1:
+            return [task() for task in tasks]
+        futures = [self._executor().submit(task) for task in tasks]
+        return [future.result() for future in futures]
+
+    @staticmethod
+    def _merge(outcome: ApplyOutcome, hosts: list[str], results: list[_HostResult]) -> None:
+        for hostname, result in zip(hosts, results, strict=True):
+            outcome.actions.extend(result.actions)
+            outcome.written.extend(result.written)
+            if result.denied is not None:
+                outcome.denied[hostname] = result.denied
+            if result.blocked is not None:
+                outcome.blocked[hostname] = result.blocked
+            if result.failed is not None:
+                outcome.failed[hostname] = result.failed
+
+    def _look(self, resource: Resource, namespace: str, name: str) -> KubeObject | None:
+        """The cached object, not to be modified: a store's ``peek`` where it has one (no copy, no
+        request: a miss may be an object outside the cache, which the create's 409 then reveals and
+        the retry reads fresh), else ``get``."""
+        peek = getattr(self.store, "peek", None)
+        found: KubeObject | None = (peek if callable(peek) else self.store.get)(resource, namespace, name)
+        return found
+
+    def _differs(self, federation: str, desired: KubeObject) -> bool:
+        """Whether ``desired`` needs a write (or a decision) by the cache: False only when it matches."""
+        current = self._look(_resource_of(desired), resources.namespace_of(desired), resources.name_of(desired))
+        return current is None or ownership.owning_federation(current) != federation or (
+            merged_update(current, desired) is not None
+        )
+
+    def _ensure_host(self, federation: str, hostname: str, objects: list[KubeObject]) -> _HostResult:
+        result = _HostResult()
+        for obj in objects:
             try:
-                action = self._ensure(federation, obj, hostname, dry_run=dry_run)
+                action = self._ensure(federation, obj, hostname, result)
             except Rejected as error:
-                outcome.denied[hostname] = str(error)
+                result.denied = str(error)
                 log.warning(
                     "denied %s %s/%s federation=%s host=%s: %s",
                     obj["kind"], resources.namespace_of(obj), resources.name_of(obj), federation, hostname, error,
                 )
-                continue
+                return result
             except Blocked as error:
-                outcome.blocked[hostname] = str(error)
+                result.blocked = str(error)
                 log.warning("skipped %s federation=%s host=%s: %s", obj["kind"], federation, hostname, error)
-                continue
+                return result
+            except Interrupted:
+                raise
             except (Unavailable, StoreError) as error:
-                outcome.failed[hostname] = str(error)
+                result.failed = str(error)
                 log.error("failed %s federation=%s host=%s: %s", obj["kind"], federation, hostname, error)
-                continue
+                return result
             if action is not None:
-                outcome.actions.append(action)
-        if not gc:
-            return outcome
-        for obj in sorted(self.owned(federation), key=_write_order):
-            resource = _resource_of(obj)
-            key = (resource.kind, resources.namespace_of(obj), resources.name_of(obj))
-            if key in wanted_keys:
-                continue
-            hostname = hostname_of(obj)
-            action = Action("delete", resource, key[1], key[2], hostname)
-            if not dry_run:
-                try:
-                    self._delete(federation, action)
-                except Rejected as error:
-                    outcome.denied[hostname] = str(error)
-                    log.warning("denied delete of %s federation=%s: %s", action.target, federation, error)
-                    continue
-                except StoreError as error:
-                    outcome.failed[hostname] = str(error)
-                    log.error("failed delete of %s federation=%s: %s", action.target, federation, error)
-                    continue
-            outcome.actions.append(action)
-        outcome.gc_ran = True
-        return outcome
+                result.actions.append(action)
+        return result
 
-    def _ensure(self, federation: str, desired: KubeObject, hostname: str, *, dry_run: bool) -> Action | None:
+    def _delete_host(self, federation: str, hostname: str, actions: list[Action]) -> _HostResult:
+        result = _HostResult()
+        for action in actions:
+            try:
+                self._delete(federation, action, result)
+            except Rejected as error:
+                result.denied = str(error)
+                log.warning("denied delete of %s federation=%s: %s", action.target, federation, error)
+                continue
+            except Interrupted:
+                raise
+            except StoreError as error:
+                result.failed = str(error)
+                log.error("failed delete of %s federation=%s: %s", action.target, federation, error)
+                continue
+            result.actions.append(action)
+        return result
+
+    def _ensure(self, federation: str, desired: KubeObject, hostname: str, result: _HostResult) -> Action | None:
         resource = _resource_of(desired)
         namespace, name = resources.namespace_of(desired), resources.name_of(desired)
 
         def attempt(fresh: bool) -> Action | None:
             self.retry.check_stop()
-            current = self.store.read(resource, namespace, name) if fresh else self.store.get(resource, namespace, name)
+            current = self.store.read(resource, namespace, name) if fresh else self._look(resource, namespace, name)
             if current is None:
                 action = Action("create", resource, namespace, name, hostname, desired)
-                if not dry_run:
-                    self.store.create(copy.deepcopy(desired))
-                    self._written(federation, action)
+                self.store.create(desired)  # a store never changes what it is given
+                self._written(federation, action, result)
                 return action
             owner = ownership.owning_federation(current)
             if owner != federation:
@@ -245,14 +362,13 @@ class Applier:
                 return None
             changes = tuple(field_diff(_compare_view(current), _compare_view(updated)))
             action = Action("update", resource, namespace, name, hostname, updated, changes)
-            if not dry_run:
-                self.store.update(updated)
-                self._written(federation, action)
+            self.store.update(updated)
+            self._written(federation, action, result)
             return action
 
         return self.retry.run(attempt, what=f"{resource.kind} {namespace}/{name}")
 
-    def _delete(self, federation: str, action: Action) -> None:
+    def _delete(self, federation: str, action: Action, result: _HostResult) -> None:
         def attempt(fresh: bool) -> None:
             self.retry.check_stop()
             current = self.store.read(action.resource, action.namespace, action.name) if fresh else None
@@ -262,15 +378,15 @@ class Applier:
                 self.store.delete(action.resource, action.namespace, action.name)
             except NotFound:
                 return
-            self._written(federation, action)
+            self._written(federation, action, result)
 
         self.retry.run(attempt, what=f"delete {action.target}")
 
-    def _written(self, federation: str, action: Action) -> None:
+    @staticmethod
+    def _written(federation: str, action: Action, result: _HostResult) -> None:
         past = action.verb.removesuffix("e") + "ed"
         log.info("%s %s federation=%s host=%s", past, action.target, federation, action.hostname)
-        if self.on_write is not None:
-            self.on_write(federation, action.verb)
+        result.written.append(action)
 
 
 __all__ = ["Action", "Applier", "ApplyOutcome", "Blocked", "FieldChange", "Interrupted", "field_diff"]

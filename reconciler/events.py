@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from federation import resources
-from federation.meshconfig import format_time
 from federation.resources import KubeObject
 from federation.store import ObjectStore, StoreError
+from federation.timestamps import format_time
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +25,25 @@ WARNING = "Warning"
 MAX_MESSAGE = 1024  # the apiserver truncates longer Event messages anyway
 
 
+# The apiserver accepts an Event about a cluster-scoped object only in namespace `default` (or
+# none) with an empty involvedObject.namespace; anywhere else it answers "involvedObject.namespace:
+# Invalid value: \"\": does not match event.namespace". The reconciler's RBAC grants exactly that.
+CLUSTER_SCOPED_EVENT_NAMESPACE = "default"
+
+
 class EventRecorder:
+    """Records Events about IstioFederations, which are cluster-scoped, in namespace ``default``."""
+
     def __init__(
         self,
         store: ObjectStore,
         namespace: str,
         *,
         clock: Callable[[], datetime] | None = None,
-        dry_run: bool = False,
     ) -> None:
         self.store = store
         self.namespace = namespace
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.dry_run = dry_run
 
     def record(self, federation: KubeObject, *, event_type: str, reason: str, message: str) -> None:
         name = resources.name_of(federation)
@@ -48,16 +54,13 @@ class EventRecorder:
             name,
             message,
         )
-        if self.dry_run:
-            return
         stamp = format_time(self.clock())
         meta = resources.meta(federation)
-        # A cluster-scoped object's Events may live in any namespace; `kubectl describe` finds them
-        # through involvedObject, and our RBAC only allows our own namespace.
+        # `kubectl describe istiofederation NAME` finds them there through involvedObject.
         event: KubeObject = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{name}.{uuid.uuid4().hex[:16]}", "namespace": self.namespace},
+            "metadata": {"name": f"{name}.{uuid.uuid4().hex[:16]}", "namespace": CLUSTER_SCOPED_EVENT_NAMESPACE},
             "involvedObject": {
                 "apiVersion": resources.ISTIO_FEDERATION.api_version,
                 "kind": resources.ISTIO_FEDERATION.kind,

@@ -2,8 +2,12 @@
 
 * TLS is verified against the system roots plus ``spec.metadata.ca`` (Deckhouse's rule); with
   ``insecureSkipVerify`` (and no ``ca``) verification is off and a warning is logged each time.
-* 5 s to connect (TCP and TLS handshake), 10 s in total for the whole exchange; the total is a real
-  deadline, enforced before every socket read, so a server that drips bytes cannot hold a worker.
+* 5 s to connect (TCP and TLS handshake), 10 s in total for the whole exchange.  The total is a real
+  deadline: a watchdog timer shuts the socket down when it passes, whatever ``http.client`` is
+  blocked in (the TLS handshake, the status line, a header, the body), because ``http.client``
+  reads the status line and headers with a timeout per ``recv``, so a server dripping two bytes a
+  second would otherwise hold a worker for minutes.  (Name resolution happens before there is a
+  socket to shut down; the system resolver's own timeouts bound it.)
 * The body is read up to the cap plus one byte; anything longer is refused as oversized by the
   document parser, which owns the wire format.
 * Redirects are not followed: a metadata endpoint that redirects is misconfigured.
@@ -13,10 +17,13 @@ Errors carry Deckhouse's condition reasons, so the caller can put them straight 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import http.client
 import logging
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -40,6 +47,10 @@ class FetchError(Exception):
         self.message = message
         self.status = status
         self.body = body
+
+
+class UnusableTrust(FetchError):
+    """``spec.metadata.ca`` cannot be loaded: the spec's fault, found before anything is contacted."""
 
 
 @dataclass(frozen=True)
@@ -68,15 +79,20 @@ def endpoint_url(endpoint: str, path: str) -> str:
     return endpoint.strip().rstrip("/") + path
 
 
+@functools.lru_cache(maxsize=64)
 def ssl_context(settings: TLSSettings) -> ssl.SSLContext:
-    """System roots plus the federation's CA; or no verification at all when asked and no CA."""
+    """System roots plus the federation's CA; or no verification at all when asked and no CA.
+
+    Built once per setting and shared (a context is safe to use from many threads): loading the
+    system roots costs tens of milliseconds, twice per sync of every federation otherwise.  An
+    unusable CA raises each time (exceptions are not cached)."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if settings.ca_pem.strip():
         try:
             context.load_verify_locations(cadata=settings.ca_pem)
         except (ssl.SSLError, ValueError) as error:
-            raise FetchError(
+            raise UnusableTrust(
                 conditions.FETCH_FAILED, f"spec.metadata.ca is not a usable PEM certificate: {error}"
             ) from error
     elif settings.insecure_skip_verify:
@@ -96,6 +112,69 @@ def _tls_hint(error: ssl.SSLError, host: str, settings: TLSSettings) -> str:
             f"certificate is not in {where}: put it in spec.metadata.ca"
         )
     return f"TLS handshake with {host} failed: {detail}"
+
+
+class _Watchdog:
+    """Shuts a connection's socket down once ``seconds`` have passed, from a timer thread.
+
+    It shuts down a duplicate of the TCP socket, taken before TLS wraps it: shutdown acts on the
+    connection, not the descriptor, so every blocked read returns at once.  The lock keeps the
+    shutdown and the close of that duplicate apart, so a descriptor number reused elsewhere is
+    never touched.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._fired = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    @property
+    def fired(self) -> bool:
+        with self._lock:
+            return self._fired
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+            self._socket = sock.dup()
+            if self._fired:
+                self._shutdown()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._fired = True
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):  # already closed by the peer
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+
+class _WatchedConnection(http.client.HTTPSConnection):
+    """An HTTPS connection whose TCP socket is handed to the watchdog before the TLS handshake."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, context: ssl.SSLContext, watchdog: _Watchdog) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._tls_context = context
+        self._watchdog = watchdog
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self._watchdog.watch(sock)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._tls_context.wrap_socket(sock, server_hostname=self.host)
 
 
 class Fetcher:
@@ -123,12 +202,19 @@ class Fetcher:
         context = ssl_context(tls)
         started = time.monotonic()
         deadline = started + self.limits.total_timeout
-        connection = http.client.HTTPSConnection(
-            host, port, timeout=min(self.limits.connect_timeout, self.limits.total_timeout), context=context
+        watchdog = _Watchdog(self.limits.total_timeout)
+        connection = _WatchedConnection(
+            host,
+            port,
+            timeout=min(self.limits.connect_timeout, self.limits.total_timeout),
+            context=context,
+            watchdog=watchdog,
         )
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connected = False
         try:
             connection.connect()
+            connected = True
             self._arm(connection, deadline)
             request_headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
             connection.request("GET", path, headers=request_headers)
@@ -142,20 +228,36 @@ class Fetcher:
                 body = self._read(connection, response, deadline)
                 oversized = 0
             content_type = response.getheader("Content-Type") or ""
+            missing = response.length or 0  # what Content-Length promised and never came
         except FetchError:
             raise
-        except ssl.SSLError as error:
-            raise FetchError(conditions.FETCH_FAILED, _tls_hint(error, host, tls)) from error
-        except TimeoutError as error:
-            elapsed = time.monotonic() - started
-            limit = self.limits.total_timeout
-            raise FetchError(
-                conditions.FETCH_FAILED, f"GET {url}: timed out after {elapsed:.1f}s (limit {limit:g}s)"
-            ) from error
         except (OSError, http.client.HTTPException) as error:
+            if watchdog.fired:
+                raise self._deadline(url) from self._timeout()
+            if isinstance(error, ssl.SSLError):
+                raise FetchError(conditions.FETCH_FAILED, _tls_hint(error, host, tls)) from error
+            if isinstance(error, TimeoutError):
+                if not connected:
+                    limit = min(self.limits.connect_timeout, self.limits.total_timeout)
+                    raise FetchError(
+                        conditions.FETCH_FAILED,
+                        f"GET {url}: timed out connecting (TCP and TLS handshake) within {limit:g}s",
+                    ) from error
+                raise self._deadline(url) from self._timeout()
             raise FetchError(conditions.FETCH_FAILED, f"GET {url}: {_describe(error)}") from error
         finally:
+            fired = watchdog.fired
+            watchdog.close()
             connection.close()
+        if fired:
+            # The shutdown can look like a clean end of the headers or the body: never trust them.
+            raise self._deadline(url) from self._timeout()
+        if missing and not oversized and len(body) <= self.limits.max_bytes:
+            raise FetchError(
+                conditions.FETCH_FAILED,
+                f"GET {url}: the connection closed after {len(body)} of {len(body) + missing} bytes",
+                status=response.status,
+            )
         if oversized:
             raise FetchError(
                 conditions.INVALID_JSON,
@@ -163,6 +265,17 @@ class Fetcher:
                 status=response.status,
             )
         return Response(response.status, body, content_type, time.monotonic() - started)
+
+    def _deadline(self, url: str) -> FetchError:
+        """The total deadline passed; raise it ``from`` :meth:`_timeout`, as diagnostics (check) expect."""
+        limit = self.limits.total_timeout
+        return FetchError(
+            conditions.FETCH_FAILED,
+            f"GET {url}: timed out: the remote did not answer within {limit:g}s (the total deadline of a fetch)",
+        )
+
+    def _timeout(self) -> TimeoutError:
+        return TimeoutError(f"no complete answer within {self.limits.total_timeout:g}s")
 
     def _arm(self, connection: http.client.HTTPSConnection, deadline: float) -> None:
         remaining = deadline - time.monotonic()

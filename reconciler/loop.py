@@ -46,7 +46,7 @@ class LoopSettings:
 
 @dataclass
 class RunReport:
-    """The outcome of one pass over every federation (``--once``/``--dry-run``)."""
+    """The outcome of one pass over every federation (``--once``/``--dry-run``): also the plan."""
 
     results: list[SyncResult] = field(default_factory=list)
     orphan_actions: list[Action] = field(default_factory=list)
@@ -85,6 +85,7 @@ class Reconciler:
         self._wake = threading.Event()
         self._triggered: set[str] = set()
         self._deleted: set[str] = set()
+        self._collecting: set[str] = set()  # deleted federations whose objects are being deleted
         self._seen_specs: dict[str, Any] = {}
         self._in_flight: set[str] = set()
         self._again: set[str] = set()
@@ -93,25 +94,25 @@ class Reconciler:
 
     # -- one pass ------------------------------------------------------------------------------
 
-    def sync_once(self, *, dry_run: bool = False) -> RunReport:
+    def sync_once(self) -> RunReport:
         """Sync every federation once (concurrently, bounded), then orphans and mesh trust."""
         report = RunReport()
         federations = self.store.list(resources.ISTIO_FEDERATION)
         with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="sync") as pool:
-            futures = [pool.submit(self._sync_safely, federation, dry_run) for federation in federations]
+            futures = [pool.submit(self._sync_safely, federation) for federation in federations]
             report.results = [future.result() for future in futures]
         if self.stop.is_set():
             return report
-        report.orphan_actions = self.collect_orphans(dry_run=dry_run)
+        report.orphan_actions = self.collect_orphans()
         if self.mesh_trust is not None:
-            outcome = self.mesh_trust.reconcile(dry_run=dry_run)
+            outcome = self.mesh_trust.reconcile()
             report.mesh_action, report.mesh_error = outcome.action, outcome.error
         return report
 
-    def _sync_safely(self, federation: KubeObject, dry_run: bool) -> SyncResult:
+    def _sync_safely(self, federation: KubeObject) -> SyncResult:
         name = resources.name_of(federation)
         try:
-            result = self.syncer.sync(federation, dry_run=dry_run)
+            result = self.syncer.sync(federation)
         except Exception as error:  # a bug in one federation's sync must not stop the others
             log.exception("sync crashed federation=%s", name)
             result = SyncResult(name, ok=False, stage="crash", message=f"{type(error).__name__}: {error}")
@@ -119,32 +120,35 @@ class Reconciler:
             self.mesh_trust.remember(name, result.trust_domain, result.trusted_pems)
         return result
 
-    def collect_orphans(self, *, dry_run: bool = False) -> list[Action]:
+    def collect_orphans(self) -> list[Action]:
         """Delete managed objects whose IstioFederation is gone (only on a fully listed store)."""
         if not self.store.synced:
             return []
         existing = {resources.name_of(f) for f in self.store.list(resources.ISTIO_FEDERATION)}
         actions: list[Action] = []
+        # Every managed object is looked at, few are deleted: no copies where the store can lend them.
+        peek_list = getattr(self.store, "peek_list", None)
+        listing = peek_list if callable(peek_list) else self.store.list
         for resource in MANAGED_KINDS:
-            for obj in self.store.list(resource, None, ownership.selector()):
+            managed: list[KubeObject] = listing(resource, None, ownership.selector())
+            for obj in managed:
                 owner = ownership.owning_federation(obj)
                 if owner is None or owner in existing:
                     continue
                 namespace, name = resources.namespace_of(obj), resources.name_of(obj)
                 action = Action("delete", resource, namespace, name, hostname_of(obj))
-                if not dry_run:
-                    try:
-                        self.retry.check_stop()
-                        self.retry.run(
-                            self._orphan_deleter(resource, namespace, name), what=f"delete orphan {action.target}"
-                        )
-                    except Interrupted:
-                        return actions
-                    except StoreError as error:
-                        log.error("could not delete orphan %s federation=%s: %s", action.target, owner, error)
-                        continue
-                    log.info("deleted %s federation=%s (IstioFederation deleted)", action.target, owner)
-                    self.metrics.write(owner, "delete")
+                try:
+                    self.retry.check_stop()
+                    self.retry.run(
+                        self._orphan_deleter(resource, namespace, name), what=f"delete orphan {action.target}"
+                    )
+                except Interrupted:
+                    return actions
+                except StoreError as error:
+                    log.error("could not delete orphan %s federation=%s: %s", action.target, owner, error)
+                    continue
+                log.info("deleted %s federation=%s (IstioFederation deleted)", action.target, owner)
+                self.metrics.write(owner, "delete")
                 actions.append(action)
         return actions
 
@@ -215,19 +219,24 @@ class Reconciler:
     def _handle_deletions(self) -> None:
         with self._lock:
             deleted, self._deleted = self._deleted, set()
+            self._collecting |= deleted
         if not deleted:
             return
-        for name in deleted:
-            with self._lock:
-                self._next_due.pop(name, None)
-                self._triggered.discard(name)
-            self.syncer.forget(name)
-            self.metrics.forget(name)
+        try:
+            for name in deleted:
+                with self._lock:
+                    self._next_due.pop(name, None)
+                    self._triggered.discard(name)
+                self.syncer.forget(name)
+                self.metrics.forget(name)
+                if self.mesh_trust is not None:
+                    self.mesh_trust.forget(name)
+            self.collect_orphans()
             if self.mesh_trust is not None:
-                self.mesh_trust.forget(name)
-        self.collect_orphans()
-        if self.mesh_trust is not None:
-            self.mesh_trust.reconcile()
+                self.mesh_trust.reconcile()
+        finally:
+            with self._lock:
+                self._collecting -= deleted
 
     def _submit_due(self, pool: ThreadPoolExecutor) -> None:
         now = time.monotonic()
@@ -253,10 +262,20 @@ class Reconciler:
         federation = self.store.get(resources.ISTIO_FEDERATION, "", name)
         if federation is None:
             return SyncResult(name, ok=True, stage="deleted")
-        result = self._sync_safely(federation, False)
-        if self.mesh_trust is not None and not result.interrupted and not self.stop.is_set():
+        result = self._sync_safely(federation)
+        done = not result.interrupted and not self.stop.is_set()
+        if self.mesh_trust is not None and done and not self._deletion_pending(name):
             self.mesh_trust.reconcile()
         return result
+
+    def _deletion_pending(self, name: str) -> bool:
+        """Whether a deleted federation's objects may still exist (this one's included, deleted
+        during its sync). Its roots must stay trusted until they are gone, so only _handle_deletions,
+        after deleting them, reconciles the mesh trust then; a sync finishing meanwhile must not."""
+        with self._lock:
+            if self._deleted or self._collecting:
+                return True
+        return self.store.get(resources.ISTIO_FEDERATION, "", name) is None
 
     def _on_done(self, name: str) -> Callable[[Future[SyncResult]], None]:
         return lambda future: self._finished(name, future)

@@ -1,7 +1,8 @@
 """Keep the remote root CAs of all federations in Istio's mesh config (ConfigMap ``istio``).
 
 The ConfigMap is shared by every federation, so it is written by one step under one lock, from
-the trusted roots of all federations that exist (a deleted federation's entries are removed).
+the trusted roots of all federations that exist. A deleted federation's entries are removed once no
+managed ServiceEntry routes into its trust domain any more (``meshconfig.still_routed``).
 Roots come from the sync that just ran, else from the federation's ``status.trustedRootCAs``.
 """
 
@@ -11,7 +12,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from federation import meshconfig, resources
+from federation import meshconfig, ownership, resources
+from federation.istio.hosts import hosts_of
 from federation.meshconfig import TrustedCA
 from federation.resources import KubeObject
 from federation.store import ObjectStore, StoreError
@@ -78,17 +80,17 @@ class MeshTrust:
             wanted[domain].extend(pem for pem in pems if not any(meshconfig.same_pem(pem, p) for p in wanted[domain]))
         return wanted
 
-    def reconcile(self, *, dry_run: bool = False) -> MeshTrustOutcome:
+    def reconcile(self) -> MeshTrustOutcome:
         with self._write_lock:
             wanted = self.wanted()
             try:
-                action = self.retry.run(lambda fresh: self._attempt(wanted, fresh, dry_run), what="ConfigMap istio")
+                action = self.retry.run(lambda fresh: self._attempt(wanted, fresh), what="ConfigMap istio")
             except (StoreError, meshconfig.MeshConfigError) as error:
                 log.error("could not update mesh trust in ConfigMap %s/istio: %s", self.namespace, error)
                 return MeshTrustOutcome(error=str(error))
         return MeshTrustOutcome(action)
 
-    def _attempt(self, wanted: dict[str, list[str]], fresh: bool, dry_run: bool) -> Action | None:
+    def _attempt(self, wanted: dict[str, list[str]], fresh: bool) -> Action | None:
         self.retry.check_stop()
         read = self.store.read if fresh else self.store.get
         current = read(resources.CONFIG_MAP, self.namespace, meshconfig.CONFIG_MAP_NAME)
@@ -102,6 +104,7 @@ class MeshTrust:
                     meshconfig.CONFIG_MAP_NAME,
                 )
             return None
+        wanted = meshconfig.still_routed(current, wanted, self._routed_hosts(current, wanted))
         updated = meshconfig.desired_config_map(current, wanted, namespace=self.namespace)
         if updated is None:
             return None
@@ -115,8 +118,6 @@ class MeshTrust:
             updated,
             tuple(_changes(current, updated)),
         )
-        if dry_run:
-            return action
         if current is None:
             self.store.create(updated)
         else:
@@ -129,6 +130,14 @@ class MeshTrust:
             ",".join(sorted(wanted)) or "-",
         )
         return action
+
+
+    def _routed_hosts(self, current: KubeObject | None, wanted: dict[str, list[str]]) -> list[str]:
+        """Hosts of managed ServiceEntries, read only when a domain we trusted is about to go."""
+        if not (meshconfig.managed_domains(current) - set(wanted)):
+            return []
+        managed = self.store.list(resources.SERVICE_ENTRY, None, ownership.selector())
+        return [host for obj in managed for host in hosts_of(obj)]
 
 
 def _changes(current: KubeObject | None, updated: KubeObject) -> list[FieldChange]:

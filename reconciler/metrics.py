@@ -10,14 +10,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from federation import documents
+
 log = logging.getLogger(__name__)
 
-STAGES = ("public", "private", "apply")
+STAGES = ("public", "private", "apply", "internal")
+# Where a sync that raised was (sync_errors_total): a closed set, whatever the exception.
+SYNC_STAGES = ("observe", "decide", "apply", "status", "report")
+# Why entries of a private document were skipped: documents.SKIP_REASONS, anything else "Other".
+SKIP_REASON_LABELS = (*documents.SKIP_REASONS, "Other")
 
 
 class ReconcilerMetrics:
@@ -25,10 +32,25 @@ class ReconcilerMetrics:
         self.registry = registry or CollectorRegistry()
         self.fetch_errors = Counter(
             "istio_federation_fetch_errors_total",
-            "Failed sync stages (public fetch, private fetch, apply) by federation.",
+            "Failed syncs by the stage that failed (public fetch, private fetch, apply, internal: the sync raised).",
             ["federation", "stage"],
             registry=self.registry,
         )
+        self.sync_errors = Counter(
+            "istio_federation_sync_errors_total",
+            "Syncs that failed unexpectedly (raised: a bug, or input nothing foresaw), by the stage that raised "
+            "(observe, decide, apply, status, report); the reconciler's log has the traceback.",
+            ["federation", "stage"],
+            registry=self.registry,
+        )
+        self.skipped_entries = Gauge(
+            "istio_federation_skipped_entries",
+            "Entries (services, ports, gateways) of the last private document that could not be imported, by reason.",
+            ["federation", "reason"],
+            registry=self.registry,
+        )
+        self._skip_reasons: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
         self.sync_duration = Histogram(
             "istio_federation_sync_duration_seconds",
             "Duration of one federation sync (fetches, apply and status).",
@@ -70,6 +92,20 @@ class ReconcilerMetrics:
     def write(self, federation: str, verb: str) -> None:
         self.writes.labels(federation=federation, verb=verb).inc()
 
+    def set_skipped(self, federation: str, by_reason: Mapping[str, int]) -> None:
+        """The skips of the last private document; reasons no longer seen drop to 0."""
+        counts: dict[str, int] = {}
+        for reason, count in by_reason.items():
+            label = reason if reason in SKIP_REASON_LABELS else "Other"
+            counts[label] = counts.get(label, 0) + count
+        with self._lock:
+            previous = self._skip_reasons.get(federation, set())
+            for reason in previous - set(counts):
+                self.skipped_entries.labels(federation=federation, reason=reason).set(0)
+            for reason, count in counts.items():
+                self.skipped_entries.labels(federation=federation, reason=reason).set(count)
+            self._skip_reasons[federation] = previous | set(counts)
+
     def forget(self, federation: str) -> None:
         """Drop the series of a deleted federation so alerts about it resolve."""
         for metric in (self.sync_duration, self.last_success, self.imported_services, self.endpoint_up, self.stale):
@@ -78,6 +114,13 @@ class ReconcilerMetrics:
         for stage in STAGES:
             with contextlib.suppress(KeyError):
                 self.fetch_errors.remove(federation, stage)
+        for stage in SYNC_STAGES:
+            with contextlib.suppress(KeyError):
+                self.sync_errors.remove(federation, stage)
+        with self._lock:
+            for reason in self._skip_reasons.pop(federation, set()):
+                with contextlib.suppress(KeyError):
+                    self.skipped_entries.remove(federation, reason)
         for verb in ("create", "update", "delete", "patch"):
             with contextlib.suppress(KeyError):
                 self.writes.remove(federation, verb)

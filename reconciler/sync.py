@@ -1,14 +1,30 @@
-"""One federation, one sync: fetch, filter, apply, record.
+"""One federation, one sync: observe, decide, apply, report.
 
-1. GET ``<endpoint>/public/public.json``; accept it only if it parses (``federation.documents``).
-2. GET ``<endpoint>/private/federation.json`` with a fresh EdDSA JWT (Deckhouse's claims).
-3. Build the desired objects (``federation.desired``, which holds the security filter).
-4. Apply them (``reconciler.apply``); garbage-collect only after a complete, valid private fetch.
-5. Track the remote root CA (rotation overlap) for mesh trust.
-6. Write status (metadataCache, services, conditions...) only when it changed.
+1. Observe (``reconciler.observe``, shared with ``check``): GET ``<endpoint>/public/public.json``,
+   then ``<endpoint>/private/federation.json`` with a fresh EdDSA JWT (Deckhouse's claims).
+2. Decide the desired objects (``federation.desired``, which holds the security filter).
+3. Apply them (``reconciler.apply``); garbage-collect only after a complete, valid private fetch,
+   or, with ``--expire-after``, once the last success is that old.
+4. Decide the new status (``federation.status.next_status``, pure) and write it only when it changed.
+5. Report: metrics and Events (``reconciler.report``).
 
 A failed stage never clears anything: the last good metadata, objects and trust stay in place,
-and ``Stale`` turns True once the last success is older than ``stale_after``.
+and ``Stale`` turns True once the last success is older than ``stale_after``.  A peer that publishes
+no usable ingress gateway counts as unavailable: nothing could reach its services, so its objects
+are kept as they are (no garbage collection) rather than deleted in one sync.
+
+A sync that raises (a bug, or input nothing foresaw) still ends in a status: ``Synced=False`` with
+reason ``InternalError`` naming the stage, ``Stale`` and ``Ready`` as for any failure
+(``federation.status.internal_error_status``), and ``istio_federation_sync_errors_total{stage}``;
+the traceback goes to the log.
+
+Two federations never hold one remote clusterUUID: besides what status says
+(``reconciler.observe.cluster_uuid_owners``), the first federation of this process to accept a
+UUID claims it, so two syncs running at once cannot both take it.
+
+Nothing here knows about ``--dry-run``: a dry run hands the Syncer a store that records writes
+instead of making them (``reconciler.dryrun``), and its plan is the :class:`FederationPlan` every
+sync returns.
 """
 
 from __future__ import annotations
@@ -22,56 +38,49 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from federation import conditions, desired, documents, meshconfig, resources, tokens
-from federation.conditions import Condition
-from federation.documents import DocumentError, PrivateMetadata, PublicMetadata
+from federation import conditions, desired, mergepatch, resources, status
+from federation.documents import PrivateMetadata, PublicMetadata
 from federation.keys import Keypair
-from federation.meshconfig import TrustedCA, format_time, parse_time
 from federation.resources import KubeObject
+from federation.status import Applied, History, MetadataExchange, StageFailure, StatusSettings
 from federation.store import ObjectStore, StoreError
-from reconciler import events
+from federation.timestamps import format_time, parse_time
+from reconciler import report
 from reconciler.apply import Action, Applier, ApplyOutcome, FieldChange, field_diff
 from reconciler.events import EventRecorder
-from reconciler.fetch import PRIVATE_PATH, PUBLIC_PATH, Fetcher, FetchError, TLSSettings, endpoint_url
-from reconciler.metrics import ReconcilerMetrics
+from reconciler.fetch import Fetcher
+from reconciler.metrics import SYNC_STAGES, ReconcilerMetrics
+from reconciler.observation import LocalCluster, Observation, metadata_exchange, uuid_conflict_message
+from reconciler.observe import observe
 from reconciler.retry import Interrupted, Retry
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_CLUSTER_HINT = (
-    "the remote does not know this cluster yet: create the IstioFederation for this cluster in the remote"
-)
-CLOCK_SKEW_HINT = (
-    "the remote refused the token's validity period: check that the clocks of both clusters are synchronized"
-)
-STATE_IMPORTED = "Imported"
-STATE_REFUSED = "Refused"
-STATE_DENIED = "Denied"
-STATE_CONFLICT = "Conflict"
-STATE_FAILED = "Failed"
-
 
 @dataclass(frozen=True)
 class SyncSettings:
-    cluster_uuid: str
-    local_trust_domain: str
+    local: LocalCluster
     namespace: str = "istio-federation"
     stale_after: timedelta = timedelta(minutes=5)
     expire_after: timedelta | None = None
     ca_overlap: timedelta = timedelta(hours=24)
-    issuer: str = tokens.ISSUER
-    # lastSuccessfulSyncTime is refreshed at most this often when nothing else changed, so an
-    # unchanged sync writes nothing; the exact time is in the last-success metric.
+    # lastSuccessfulSyncTime is refreshed at most this often when nothing else changed (default:
+    # half of stale_after), so an unchanged sync writes nothing.
     heartbeat: timedelta | None = None
 
     @property
-    def heartbeat_period(self) -> timedelta:
-        return self.heartbeat if self.heartbeat is not None else self.stale_after / 2
+    def status(self) -> StatusSettings:
+        return StatusSettings(
+            stale_after=self.stale_after,
+            expire_after=self.expire_after,
+            ca_overlap=self.ca_overlap,
+            heartbeat=self.heartbeat if self.heartbeat is not None else self.stale_after / 2,
+        )
 
 
 @dataclass
 class FederationPlan:
-    """What a dry-run sync would do for one federation."""
+    """What a sync decided for one federation: what ``--dry-run`` prints."""
 
     name: str
     actions: list[Action] = field(default_factory=list)
@@ -100,6 +109,15 @@ class _Memory:
     last_success: datetime | None = None
 
 
+@dataclass
+class _Progress:
+    """Where a sync is, so that one that raises can say in which stage (``SYNC_STAGES``)."""
+
+    stage: str = SYNC_STAGES[0]
+    old_status: dict[str, Any] = field(default_factory=dict)
+    written: bool = False  # the status of this sync was written (or found unchanged)
+
+
 class Syncer:
     def __init__(
         self,
@@ -112,6 +130,7 @@ class Syncer:
         metrics: ReconcilerMetrics | None = None,
         events_recorder: EventRecorder | None = None,
         clock: Callable[[], datetime] | None = None,
+        write_concurrency: int = 1,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -121,92 +140,31 @@ class Syncer:
         self.metrics = metrics or ReconcilerMetrics()
         self.events = events_recorder or EventRecorder(store, settings.namespace)
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.applier = Applier(store, self.retry, on_write=self.metrics.write)
+        self.applier = Applier(store, self.retry, concurrency=write_concurrency)
         self._memory: dict[str, _Memory] = {}
+        # federation name -> the remote clusterUUID it accepted in this process.
+        self._claims: dict[str, str] = {}
         self._lock = threading.Lock()
-
-    def _remember(self, name: str) -> _Memory:
-        with self._lock:
-            return self._memory.setdefault(name, _Memory())
 
     def forget(self, name: str) -> None:
         with self._lock:
             self._memory.pop(name, None)
+            self._claims.pop(name, None)
 
-    # -- stages ------------------------------------------------------------------------------
-
-    def fetch_public(self, spec: dict[str, Any], tls: TLSSettings) -> PublicMetadata:
-        url = endpoint_url(str(spec.get("metadataEndpoint") or ""), PUBLIC_PATH)
-        response = self.fetcher.get(url, tls=tls)
-        if response.status != 200:
-            raise FetchError(
-                conditions.NON_OK_RESPONSE,
-                f"HTTP status {response.status} when fetching public metadata",
-                status=response.status,
-                body=response.body,
-            )
-        try:
-            data = documents.decode_json(response.body, "public metadata")
-        except DocumentError as error:
-            raise FetchError(conditions.INVALID_JSON, str(error)) from error
-        try:
-            return documents.parse_public(data)
-        except DocumentError as error:
-            raise FetchError(conditions.INVALID_PUBLIC, str(error)) from error
-
-    def fetch_private(self, spec: dict[str, Any], tls: TLSSettings, public: PublicMetadata) -> PrivateMetadata:
-        try:
-            token = tokens.issue(
-                self.keypair.private_key,
-                subject=self.settings.cluster_uuid,
-                audience=public.cluster_uuid,
-                now=int(self.clock().timestamp()),
-                issuer=self.settings.issuer,
-            )
-        except Exception as error:  # any signing failure is reported in status, never raised
-            raise FetchError(conditions.TOKEN_GENERATION_FAILED, f"cannot sign the JWT: {error}") from error
-        url = endpoint_url(str(spec.get("metadataEndpoint") or ""), PRIVATE_PATH)
-        response = self.fetcher.get(url, tls=tls, headers={"Authorization": f"Bearer {token}"})
-        if response.status == 401:
-            said = _printable(response.body)
-            # Almost always the remote has no IstioFederation for us yet; but a token refused for
-            # its times means clock skew, and sending the admin to create objects would mislead.
-            timing = any(word in said.lower() for word in ("expired", "not yet valid", "nbf"))
-            hint = CLOCK_SKEW_HINT if timing else UNKNOWN_CLUSTER_HINT
-            raise FetchError(
-                conditions.NON_OK_RESPONSE,
-                f"HTTP status 401 when fetching private metadata: {hint}"
-                + (f" (the remote said: {said})" if said else ""),
-                status=401,
-            )
-        if response.status != 200:
-            raise FetchError(
-                conditions.NON_OK_RESPONSE,
-                f"HTTP status {response.status} when fetching private metadata",
-                status=response.status,
-            )
-        try:
-            data = documents.decode_json(response.body, "private metadata")
-        except DocumentError as error:
-            raise FetchError(conditions.INVALID_JSON, str(error)) from error
-        try:
-            return documents.parse_private(data)
-        except DocumentError as error:
-            raise FetchError(conditions.INVALID_PRIVATE, str(error)) from error
-
-    # -- the sync ----------------------------------------------------------------------------
-
-    def sync(self, federation: KubeObject, *, dry_run: bool = False) -> SyncResult:
+    def sync(self, federation: KubeObject) -> SyncResult:
         started = time.monotonic()
         name = resources.name_of(federation)
+        progress = _Progress()
         try:
-            result = self._sync(federation, dry_run=dry_run)
+            result = self._sync(federation, progress)
         except Interrupted:
             log.info("sync interrupted by shutdown federation=%s", name)
             result = SyncResult(name, ok=False, stage="interrupted", message="shutdown", interrupted=True)
+        except Exception as error:  # every failure ends in a status and a metric, a bug's too
+            log.exception("sync failed unexpectedly federation=%s stage=%s", name, progress.stage)
+            result = self._crashed(federation, progress, error)
         result.duration = time.monotonic() - started
-        if not dry_run:
-            self.metrics.sync_duration.labels(federation=name).observe(result.duration)
+        self.metrics.sync_duration.labels(federation=name).observe(result.duration)
         level = logging.INFO if result.ok else logging.WARNING
         log.log(
             level,
@@ -219,347 +177,223 @@ class Syncer:
         )
         return result
 
-    def _sync(self, federation: KubeObject, *, dry_run: bool) -> SyncResult:
+    def _sync(self, federation: KubeObject, progress: _Progress) -> SyncResult:
         name = resources.name_of(federation)
-        spec = resources.spec(federation)
         raw_status = federation.get("status")
         old_status: dict[str, Any] = copy.deepcopy(raw_status) if isinstance(raw_status, dict) else {}
+        progress.old_status = old_status
         now = self.clock()
-        memory = self._remember(name)
-        if memory.first_attempt is None:
-            memory.first_attempt = parse_time(str(resources.meta(federation).get("creationTimestamp") or "")) or now
-        trust_domain = str(spec.get("trustDomain") or "").lower()
-        metadata_settings = spec.get("metadata") if isinstance(spec.get("metadata"), dict) else {}
-        assert isinstance(metadata_settings, dict)
-        tls = TLSSettings(str(metadata_settings.get("ca") or ""), bool(metadata_settings.get("insecureSkipVerify")))
+        history = self._history(federation, now)
 
-        updates: list[Condition] = []
-        public: PublicMetadata | None = None
-        private: PrivateMetadata | None = None
-        failed_stage, failure = "", ""
+        progress.stage = "observe"
+        observation = observe(
+            federation,
+            store=self.store,
+            fetcher=self.fetcher,
+            keypair=self.keypair,
+            local=self.settings.local,
+            now=now,
+            namespace=self.settings.namespace,
+        )
+        progress.stage = "decide"
+        exchange = self._claim(name, metadata_exchange(observation, local=self.settings.local))
+        outcome, applied = self._apply(observation, exchange, old_status, history, progress)
+        progress.stage = "decide"
+        generation = resources.meta(federation).get("generation")
+        verdict = status.next_status(
+            old_status,
+            exchange,
+            applied,
+            now=now,
+            settings=self.settings.status,
+            history=history,
+            generation=generation if isinstance(generation, int) else None,
+        )
+        result = SyncResult(
+            name,
+            ok=verdict.succeeded,
+            stage=verdict.failed_stage,
+            message=verdict.failure,
+            trust_domain=str(resources.spec(federation).get("trustDomain") or "").lower(),
+            trusted_pems=verdict.trusted_pems,
+            plan=FederationPlan(
+                name,
+                actions=list(outcome.actions) if outcome else [],
+                status_changes=field_diff(old_status, verdict.status, "status"),
+                error=verdict.failure,
+            ),
+        )
+        # Metrics before the status write, as they always were: a scrape that sees the objects
+        # sees their counts too.
+        progress.stage = "report"
+        report.record_metrics(
+            self.metrics,
+            name,
+            verdict=verdict,
+            outcome=outcome,
+            endpoint_up=isinstance(exchange.private, PrivateMetadata),
+            now=now,
+        )
+        progress.stage = "status"
+        if self._write_status(name, old_status, verdict.status, result):
+            self.metrics.write(name, "patch")
+        progress.written = True
+        if result.ok:  # a success is a sync whose status is written
+            with self._lock:
+                memory = self._memory.get(name)  # None once the federation was deleted meanwhile
+                if memory is not None:
+                    memory.last_success = now
+        progress.stage = "report"
+        report.record_events(
+            self.events,
+            federation,
+            old_status=old_status,
+            new_status=verdict.status,
+            services=applied.services if applied is not None else None,
+            outcome=outcome,
+            expired=applied is not None and applied.expired,
+        )
+        return result
 
-        problem = self._configuration_problem(spec, trust_domain)
-        if problem:
-            failed_stage, failure = "public", problem
-            updates += [
-                Condition(conditions.PUBLIC, conditions.FALSE, conditions.CONFIGURATION_ERROR, problem),
-                conditions.private_awaiting_public(),
-            ]
-        else:
-            try:
-                public = self.fetch_public(spec, tls)
-                if public.cluster_uuid == self.settings.cluster_uuid:
-                    public = None
-                    raise FetchError(
-                        conditions.INVALID_PUBLIC,
-                        f"the endpoint serves this cluster's own metadata (clusterUUID {self.settings.cluster_uuid}): "
-                        "point spec.metadataEndpoint at the remote cluster",
-                    )
-                updates.append(conditions.public_succeeded())
-            except FetchError as error:
-                failed_stage, failure = "public", error.message
-                updates += [
-                    Condition(conditions.PUBLIC, conditions.FALSE, error.reason, error.message),
-                    conditions.private_awaiting_public(),
-                ]
-            if public is not None:
-                try:
-                    private = self.fetch_private(spec, tls, public)
-                    updates.append(conditions.private_succeeded())
-                except FetchError as error:
-                    failed_stage, failure = "private", error.message
-                    updates.append(Condition(conditions.PRIVATE, conditions.FALSE, error.reason, error.message))
+    def _history(self, federation: KubeObject, now: datetime) -> History:
+        with self._lock:
+            memory = self._memory.setdefault(resources.name_of(federation), _Memory())
+            if memory.first_attempt is None:
+                created = str(resources.meta(federation).get("creationTimestamp") or "")
+                memory.first_attempt = parse_time(created) or now
+            return History(memory.first_attempt, memory.last_success)
 
-        previous_services = _services_by_host(old_status)
-        services: list[dict[str, str]] | None = None
-        outcome: ApplyOutcome | None = None
-        imported = int(old_status.get("importedServices") or 0)
-        expired = False
+    def _claim(self, name: str, exchange: MetadataExchange) -> MetadataExchange:
+        """Refuse a clusterUUID another federation of this process accepted first; else claim it."""
+        public = exchange.public
+        if not isinstance(public, PublicMetadata):
+            return exchange
+        with self._lock:
+            claimed = sorted(other for other, uuid in self._claims.items() if uuid == public.cluster_uuid)
+            owner = next((other for other in claimed if other != name), None)
+            if owner is None:
+                self._claims[name] = public.cluster_uuid
+                return exchange
+        failure = StageFailure(
+            conditions.CLUSTER_UUID_CONFLICT,
+            uuid_conflict_message(public.cluster_uuid, owner),
+            disowned_uuid=public.cluster_uuid,
+        )
+        return MetadataExchange(failure)
 
-        if private is not None and public is not None:
+    def _apply(
+        self,
+        observation: Observation,
+        exchange: MetadataExchange,
+        old_status: dict[str, Any],
+        history: History,
+        progress: _Progress,
+    ) -> tuple[ApplyOutcome | None, Applied | None]:
+        """Make the owned objects match the remote's offer; else, past --expire-after, remove them."""
+        name = resources.name_of(observation.federation)
+        if isinstance(exchange.public, PublicMetadata) and isinstance(exchange.private, PrivateMetadata):
+            trust_domain = str(resources.spec(observation.federation).get("trustDomain") or "").lower()
             plan = desired.desired_state(
-                private,
+                exchange.private,
                 desired.FederationSettings(
                     federation_name=name,
                     namespace=self.settings.namespace,
                     trust_domain=trust_domain,
-                    remote_cluster_uuid=public.cluster_uuid,
-                    local_trust_domain=self.settings.local_trust_domain,
-                    other_trust_domains=self._other_trust_domains(name),
+                    remote_cluster_uuid=exchange.public.cluster_uuid,
+                    local_trust_domain=self.settings.local.trust_domain,
+                    other_trust_domains=observation.other_trust_domains,
+                    export_to=observation.export_to,
                 ),
             )
-            outcome = self.applier.apply(name, plan.objects, gc=True, dry_run=dry_run)
-            services = _service_states(plan, outcome)
-            imported = sum(1 for service in services if service["state"] == STATE_IMPORTED)
-            skipped = [s["hostname"] for s in services if s["state"] in (STATE_REFUSED, STATE_CONFLICT)]
-            denied = [s["hostname"] for s in services if s["state"] == STATE_DENIED]
-            failed = [s["hostname"] for s in services if s["state"] == STATE_FAILED]
-            updates.append(conditions.synced(imported=imported, skipped=skipped, denied=denied, failed=failed))
-            if failed:
-                failed_stage, failure = "apply", f"could not apply {', '.join(failed)}"
-        else:
-            updates.append(conditions.synced_awaiting())
-            outcome, expired = self._maybe_expire(name, old_status, memory, now, dry_run=dry_run)
-            if expired:
-                services, imported = [], 0
-
-        succeeded = private is not None and outcome is not None and outcome.complete and not failed_stage
-        last_success = now if succeeded else memory.last_success or parse_time(
-            str(old_status.get("lastSuccessfulSyncTime") or "")
-        )
-        if succeeded and not dry_run:
-            memory.last_success = now
-        age = (now - last_success) if last_success else (now - memory.first_attempt)
-        stale = conditions.stale(
-            last_success=format_time(last_success) if last_success else None,
-            age=age,
-            stale_after=self.settings.stale_after,
-            expire_after=self.settings.expire_after,
-        )
-        updates.append(stale)
-        updates.append(conditions.ready(updates, imported=imported))
-
-        trusted = [t for t in (TrustedCA.from_json(x) for x in old_status.get("trustedRootCAs") or []) if t]
-        if public is not None:
-            trusted = meshconfig.rotate(trusted, public.root_ca, now, self.settings.ca_overlap)
-        else:
-            trusted = meshconfig.expire(trusted, now, self.settings.ca_overlap)
-
-        new_status = copy.deepcopy(old_status)
-        cache = new_status.setdefault("metadataCache", {}) if (public or private) else new_status.get("metadataCache")
-        if public is not None and isinstance(cache, dict):
-            cache["public"] = public.to_json()
-        if private is not None and isinstance(cache, dict):
-            cache["private"] = private.to_json()
-        if services is not None:
-            new_status["services"] = services
-            new_status["importedServices"] = imported
-        if trusted:
-            new_status["trustedRootCAs"] = [t.to_json() for t in trusted]
-        else:
-            new_status.pop("trustedRootCAs", None)
-        generation = resources.meta(federation).get("generation")
-        new_status["conditions"] = conditions.merge(
-            old_status.get("conditions") or [],
-            updates,
-            now=format_time(now),
-            generation=int(generation) if isinstance(generation, int) else None,
-        )
-        if succeeded:
-            previous = parse_time(str(old_status.get("lastSuccessfulSyncTime") or ""))
-            changed_otherwise = new_status != old_status
-            if previous is None or changed_otherwise or now - previous >= self.settings.heartbeat_period:
-                new_status["lastSuccessfulSyncTime"] = format_time(now)
-
-        result = SyncResult(
-            name,
-            ok=succeeded,
-            stage="" if succeeded else failed_stage or "apply",
-            message="" if succeeded else failure,
-            trust_domain=trust_domain,
-            trusted_pems=tuple(t.pem for t in trusted),
-        )
-        if dry_run:
-            result.plan = FederationPlan(
-                name,
-                actions=list(outcome.actions) if outcome else [],
-                status_changes=field_diff(old_status, new_status, "status"),
-                error=failure,
+            progress.stage = "apply"
+            outcome = self.applier.apply(name, plan.objects, gc=True)
+            progress.stage = "decide"
+            services = status.service_states(
+                plan, denied=outcome.denied, blocked=outcome.blocked, failed=outcome.failed
             )
-            return result
+            mismatch = (trust_domain, plan.remote_domain) if plan.remote_domain is not None else None
+            return outcome, Applied(services, complete=outcome.complete, trust_domain_mismatch=mismatch)
+        now = observation.now
+        if not status.expiry_due(old_status, history, now=now, expire_after=self.settings.expire_after):
+            return None, None
+        progress.stage = "apply"
+        if not self.applier.owned(name):
+            return None, None
+        last = status.last_success(old_status, history)
+        log.warning("expiring objects federation=%s: last successful sync %s", name, format_time(last or now))
+        outcome = self.applier.apply(name, [], gc=True)
+        return outcome, Applied((), complete=outcome.complete, expired=True)
 
-        self._record_metrics(
-            name,
-            failed_stage=failed_stage,
-            public=public,
-            private=private,
-            outcome=outcome,
-            imported=imported,
-            stale=stale,
-            succeeded=succeeded,
-            now=now,
+    def _crashed(self, federation: KubeObject, progress: _Progress, error: Exception) -> SyncResult:
+        """A sync raised: say so in status (unless its own status was written), a metric and the result.
+
+        Best effort throughout: whatever fails here is logged, never raised, so one federation's
+        crash never stops the loop.
+        """
+        name = resources.name_of(federation)
+        stage = progress.stage
+        detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        # No trust domain until the trusted roots are known: the loop then keeps the mesh trust it
+        # had for this federation, rather than an empty set.
+        result = SyncResult(
+            name, ok=False, stage=status.STAGE_INTERNAL, message=f"failed unexpectedly in stage {stage}: {detail}"
         )
-        if new_status != old_status:
-            patch = _merge_patch_for(old_status, new_status)
-            try:
-                self.retry.run(
-                    lambda _fresh: self.store.patch_status(resources.ISTIO_FEDERATION, "", name, {"status": patch}),
-                    what=f"status of IstioFederation {name}",
-                )
+        try:
+            self.metrics.sync_errors.labels(federation=name, stage=stage).inc()
+            self.metrics.fetch_errors.labels(federation=name, stage=status.STAGE_INTERNAL).inc()
+        except Exception:  # a metric must never hide the failure it counts
+            log.exception("could not count the failed sync federation=%s", name)
+        if progress.written:
+            return result  # the sync's own status is written: the log and the metric say the rest
+        try:
+            now = self.clock()
+            generation = resources.meta(federation).get("generation")
+            verdict = status.internal_error_status(
+                progress.old_status,
+                stage=stage,
+                detail=detail,
+                now=now,
+                settings=self.settings.status,
+                history=self._history(federation, now),
+                generation=generation if isinstance(generation, int) else None,
+            )
+            result.trusted_pems = verdict.trusted_pems
+            result.trust_domain = str(resources.spec(federation).get("trustDomain") or "").lower()
+            result.plan = FederationPlan(
+                name, status_changes=field_diff(progress.old_status, verdict.status, "status"), error=result.message
+            )
+            self.metrics.stale.labels(federation=name).set(1 if verdict.stale else 0)
+            if self._write_status(name, progress.old_status, verdict.status, result):
                 self.metrics.write(name, "patch")
-            except StoreError as error:
-                log.error("could not write status federation=%s: %s", name, error)
-                result.ok = False
-                result.stage, result.message = result.stage or "apply", f"status write failed: {error}"
-        self._emit_events(
-            federation,
-            old_status=old_status,
-            new_status=new_status,
-            previous_services=previous_services,
-            services=services,
-            outcome=outcome,
-            expired=expired,
-        )
+            result.stage, result.message = status.STAGE_INTERNAL, f"failed unexpectedly in stage {stage}: {detail}"
+            report.record_events(
+                self.events,
+                federation,
+                old_status=progress.old_status,
+                new_status=verdict.status,
+                services=None,
+                outcome=None,
+                expired=False,
+            )
+        except Interrupted:
+            result.interrupted = True
+        except Exception:  # reported above; the loop carries on
+            log.exception("could not report the failed sync in status federation=%s", name)
         return result
 
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _configuration_problem(self, spec: dict[str, Any], trust_domain: str) -> str:
-        if not trust_domain:
-            return "spec.trustDomain is empty: set the remote cluster's trust domain"
-        if trust_domain == self.settings.local_trust_domain.lower():
-            return (
-                f"spec.trustDomain {trust_domain} is this cluster's own trust domain: "
-                "an IstioFederation names a remote cluster"
+    def _write_status(self, name: str, old: dict[str, Any], new: dict[str, Any], result: SyncResult) -> bool:
+        """Patch the status subresource when the status changed; a failure fails the sync."""
+        if new == old:
+            return False
+        patch = mergepatch.between(old, new)
+        try:
+            self.retry.run(
+                lambda _fresh: self.store.patch_status(resources.ISTIO_FEDERATION, "", name, {"status": patch}),
+                what=f"status of IstioFederation {name}",
             )
-        if not str(spec.get("metadataEndpoint") or "").strip():
-            return "spec.metadataEndpoint is empty: set the remote's https://…/metadata/ URL"
-        return ""
-
-    def _other_trust_domains(self, name: str) -> tuple[str, ...]:
-        domains = []
-        for other in self.store.list(resources.ISTIO_FEDERATION):
-            if resources.name_of(other) == name:
-                continue
-            domain = resources.spec(other).get("trustDomain")
-            if isinstance(domain, str) and domain:
-                domains.append(domain.lower())
-        return tuple(sorted(set(domains)))
-
-    def _maybe_expire(
-        self, name: str, old_status: dict[str, Any], memory: _Memory, now: datetime, *, dry_run: bool
-    ) -> tuple[ApplyOutcome | None, bool]:
-        """With --expire-after, remove a federation's objects once its last success is that old."""
-        if self.settings.expire_after is None:
-            return None, False
-        last = memory.last_success or parse_time(str(old_status.get("lastSuccessfulSyncTime") or ""))
-        if last is None or now - last < self.settings.expire_after:
-            return None, False
-        if not self.applier.owned(name):
-            return None, False
-        log.warning("expiring objects federation=%s: last successful sync %s", name, format_time(last))
-        return self.applier.apply(name, [], gc=True, dry_run=dry_run), True
-
-    def _record_metrics(
-        self,
-        name: str,
-        *,
-        failed_stage: str,
-        public: PublicMetadata | None,
-        private: PrivateMetadata | None,
-        outcome: ApplyOutcome | None,
-        imported: int,
-        stale: Condition,
-        succeeded: bool,
-        now: datetime,
-    ) -> None:
-        if failed_stage:
-            self.metrics.fetch_errors.labels(federation=name, stage=failed_stage).inc()
-        elif outcome is not None and not outcome.complete:
-            self.metrics.fetch_errors.labels(federation=name, stage="apply").inc()
-        self.metrics.endpoint_up.labels(federation=name).set(1 if public is not None and private is not None else 0)
-        self.metrics.imported_services.labels(federation=name).set(imported)
-        self.metrics.stale.labels(federation=name).set(1 if stale.status == conditions.TRUE else 0)
-        if succeeded:
-            self.metrics.last_success.labels(federation=name).set(now.timestamp())
-
-    def _emit_events(
-        self,
-        federation: KubeObject,
-        *,
-        old_status: dict[str, Any],
-        new_status: dict[str, Any],
-        previous_services: dict[str, dict[str, str]],
-        services: list[dict[str, str]] | None,
-        outcome: ApplyOutcome | None,
-        expired: bool,
-    ) -> None:
-        """Events on transitions only, so a steady state records nothing."""
-        for service in services or []:
-            before = previous_services.get(service["hostname"])
-            unchanged = before is not None and (before.get("state"), before.get("message")) == (
-                service["state"],
-                service["message"],
-            )
-            if service["state"] == STATE_IMPORTED or unchanged:
-                continue
-            reason = {
-                STATE_REFUSED: "HostRefused",
-                STATE_DENIED: "ServiceDenied",
-                STATE_CONFLICT: "ServiceConflict",
-                STATE_FAILED: "ServiceFailed",
-            }.get(service["state"], "ServiceSkipped")
-            self.events.record(
-                federation,
-                event_type=events.WARNING,
-                reason=reason,
-                message=f"{service['hostname']}: {service['message']}",
-            )
-        if outcome is not None and outcome.actions:
-            past = {"create": "created", "update": "updated", "delete": "deleted"}
-            summary = ", ".join(
-                f"{sum(1 for a in outcome.actions if a.verb == verb)} {word}"
-                for verb, word in past.items()
-                if any(a.verb == verb for a in outcome.actions)
-            )
-            self.events.record(
-                federation,
-                event_type=events.NORMAL,
-                reason="Expired" if expired else "Applied",
-                message=f"objects {summary}" + (" (--expire-after reached)" if expired else ""),
-            )
-        old_ready = conditions.find(old_status.get("conditions") or [], conditions.READY)
-        new_ready = conditions.find(new_status.get("conditions") or [], conditions.READY)
-        if new_ready is not None and (old_ready is None or old_ready.get("status") != new_ready.get("status")):
-            ok = new_ready.get("status") == conditions.TRUE
-            self.events.record(
-                federation,
-                event_type=events.NORMAL if ok else events.WARNING,
-                reason="Ready" if ok else str(new_ready.get("reason") or "NotReady"),
-                message=str(new_ready.get("message") or ""),
-            )
-
-
-def _printable(body: bytes, limit: int = 200) -> str:
-    text = body.decode("utf-8", errors="replace").strip()
-    text = "".join(char if char.isprintable() else " " for char in text)
-    return text[:limit]
-
-
-def _services_by_host(status: dict[str, Any]) -> dict[str, dict[str, str]]:
-    services = status.get("services")
-    if not isinstance(services, list):
-        return {}
-    return {str(s.get("hostname")): s for s in services if isinstance(s, dict)}
-
-
-def _service_states(plan: desired.DesiredState, outcome: ApplyOutcome) -> list[dict[str, str]]:
-    states: list[dict[str, str]] = []
-    for hostname in plan.imported:
-        if hostname in outcome.denied:
-            states.append({"hostname": hostname, "state": STATE_DENIED, "message": outcome.denied[hostname]})
-        elif hostname in outcome.blocked:
-            states.append({"hostname": hostname, "state": STATE_CONFLICT, "message": outcome.blocked[hostname]})
-        elif hostname in outcome.failed:
-            states.append({"hostname": hostname, "state": STATE_FAILED, "message": outcome.failed[hostname]})
-        else:
-            states.append({"hostname": hostname, "state": STATE_IMPORTED, "message": ""})
-    for skipped in plan.skipped:
-        states.append({"hostname": skipped.hostname, "state": STATE_REFUSED, "message": skipped.message})
-    return sorted(states, key=lambda s: s["hostname"])
-
-
-def _merge_patch_for(old: Any, new: Any) -> Any:
-    """The RFC 7386 merge patch that turns ``old`` into ``new`` (lists are replaced whole)."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return copy.deepcopy(new)
-    patch: dict[str, Any] = {}
-    for key in old:
-        if key not in new:
-            patch[key] = None
-    for key, value in new.items():
-        if key not in old:
-            patch[key] = copy.deepcopy(value)
-        elif old[key] != value:
-            patch[key] = _merge_patch_for(old[key], value)
-    return patch
+        except StoreError as error:
+            log.error("could not write status federation=%s: %s", name, error)
+            result.ok = False
+            result.stage, result.message = result.stage or "apply", f"status write failed: {error}"
+            return False
+        return True

@@ -12,22 +12,24 @@ For each IstioFederation (or the one named) seven checks run in order:
 
 A check that needs the result of a failed one is reported as skipped, with the reason.
 
-The module has two halves.  :func:`observe` is the only place with I/O: it performs the same GETs
-a sync performs (``reconciler.fetch``, a JWT from ``federation.tokens``) and reads the store, and
-records what it saw in an :class:`Observation`.  :func:`evaluate` turns an observation into
-results, reusing the domain's parsers and rules (``federation.documents``, ``federation.desired``,
-``federation.meshconfig``), so every diagnosis is testable without a server.
+``check`` contacts a remote exactly as a sync does: :func:`reconciler.observe.observe` (the same
+GETs, TLS trust and token claims, ``--issuer`` included) records an :class:`Observation`; besides
+it, ``check`` only reads this cluster (:mod:`reconciler.check.local`).  :func:`evaluate` turns both
+into results with no I/O (:mod:`~reconciler.check.exchange_checks` for the remote,
+:mod:`~reconciler.check.state_checks` for this cluster against it), so every diagnosis is testable
+without a server.
 
-Exit codes follow ``reconciler.cli``: 0 every check passed, 1 a check failed or was skipped,
+Exit codes follow ``federation.commandline``: 0 every check passed, 1 a check failed or was skipped,
 2 a usage error (including an unknown NAME).
 """
 
 from __future__ import annotations
 
 from reconciler.check.command import run_command
-from reconciler.check.evaluate import configuration_problem, evaluate
-from reconciler.check.observation import Fetched, Observation, Problem
+from reconciler.check.evaluate import evaluate
+from reconciler.check.local import LocalObjects
 from reconciler.check.report import CHECKS, CheckResult, CheckSettings, FederationReport, render_json, render_text
+from reconciler.observation import Fetched, LocalCluster, Observation, Problem, configuration_problem
 
 __all__ = [
     "CHECKS",
@@ -35,6 +37,8 @@ __all__ = [
     "CheckSettings",
     "FederationReport",
     "Fetched",
+    "LocalCluster",
+    "LocalObjects",
     "Observation",
     "Problem",
     "configuration_problem",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from reconciler.observation import LocalCluster
 
 CHECKS = ("endpoint", "public", "private", "services", "refused", "stale", "trust")
 PASS, FAIL, SKIP = "✓", "✗", "-"
@@ -20,6 +22,8 @@ class CheckResult:
     message: str
     fix: str = ""
     skipped: bool = False
+    # More for -o json (e.g. skippedEntries of the private document), as in status.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
         mark = SKIP if self.skipped else PASS if self.ok else FAIL
@@ -33,6 +37,7 @@ class CheckResult:
         data["message"] = self.message
         if self.fix and not self.ok:
             data["fix"] = self.fix
+        data.update(self.details)
         return data
 
 
@@ -42,6 +47,10 @@ def passing(name: str, message: str) -> CheckResult:
 
 def failing(name: str, message: str, fix: str) -> CheckResult:
     return CheckResult(name, False, message, fix)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def skipping(name: str, why: str) -> CheckResult:
@@ -67,8 +76,7 @@ class FederationReport:
 
 @dataclass(frozen=True)
 class CheckSettings:
-    cluster_uuid: str
-    local_trust_domain: str
+    local: LocalCluster
     namespace: str = "istio-federation"
     mesh_namespace: str = "istio-system"
     stale_after: timedelta = timedelta(minutes=5)
