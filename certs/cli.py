@@ -10,9 +10,7 @@ from pathlib import Path
 
 from certs import cabundle, files, istio_ca, keypair, lifetime, rotation, webhook_cert
 from certs.errors import CertsError
-
-EXIT_OK = 0
-EXIT_ERROR = 2
+from federation.commandline import EXIT_OK, EXIT_USAGE, usage_line
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -32,14 +30,15 @@ def _positive_days(value: str) -> int:
 
 
 def _guarded(handler: Handler) -> Handler:
-    """Turn a CertsError into one line on stderr and exit code 2: the user gets the fix, not a traceback."""
+    """Turn a CertsError into one line on stderr and exit code 2 (the launcher's usage-error line, so
+    every subcommand words its errors alike): the user gets the fix, not a traceback."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
         except CertsError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_ERROR
+            print(usage_line(str(error)), file=sys.stderr)
+            return EXIT_USAGE
 
     return run
 
@@ -49,13 +48,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     commands = parser.add_subparsers(dest="certs_command", metavar="CERTS_COMMAND", required=True)
 
     webhook = commands.add_parser("webhook", help="write a CA and the webhook's serving certificate to a directory")
-    webhook.add_argument("--service", default=webhook_cert.DEFAULT_SERVICE, help="webhook Service name")
-    webhook.add_argument("--namespace", default=webhook_cert.DEFAULT_NAMESPACE, help="webhook namespace")
+    webhook.add_argument(
+        "--service", default=webhook_cert.DEFAULT_SERVICE, help="the webhook's Service, named in the certificate's SANs"
+    )
+    webhook.add_argument(
+        "--namespace", default=webhook_cert.DEFAULT_NAMESPACE, help="the webhook Service's namespace, in the SANs too"
+    )
     webhook.add_argument("--out", required=True, type=Path, help="directory for ca.crt, ca.key, tls.crt, tls.key")
     webhook.add_argument("--dns", action="append", default=[], metavar="NAME", help="extra DNS SAN (repeatable)")
     webhook.add_argument("--ip", action="append", default=[], metavar="ADDR", help="extra IP SAN (repeatable)")
-    webhook.add_argument("--days", type=_positive_days, default=365, help="serving certificate validity")
-    webhook.add_argument("--ca-days", type=_positive_days, default=3650, help="validity of a new CA")
+    webhook.add_argument("--days", type=_positive_days, default=365, help="serving certificate validity in days")
+    webhook.add_argument("--ca-days", type=_positive_days, default=3650, help="validity of a new CA in days")
     webhook.add_argument("--new-ca", action="store_true", help="make a new CA even if DIR holds a usable one")
     webhook.add_argument(
         "--ca-bundle-into",
@@ -66,7 +69,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     webhook.set_defaults(handler=_guarded(_webhook))
 
     pair = commands.add_parser("keypair", help="write the Ed25519 identity keypair priv.pem and pub.pem")
-    pair.add_argument("--out", required=True, type=Path)
+    pair.add_argument(
+        "--out", required=True, type=Path, metavar="DIR",
+        help="directory for priv.pem (mode 0600) and pub.pem; created if missing",
+    )  # fmt: skip
     pair.add_argument(
         "--deckhouse-labels", action="store_true", help="PEM labels ED25519 PRIVATE/PUBLIC KEY, as Deckhouse writes"
     )
@@ -74,28 +80,42 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pair.set_defaults(handler=_guarded(_keypair))
 
     ca = commands.add_parser("istio-ca", help="write an Istio plugin CA (cacerts layout) for demos and tests")
-    ca.add_argument("--out", required=True, type=Path)
+    ca.add_argument(
+        "--out", required=True, type=Path, metavar="DIR",
+        help="directory for Istio's cacerts files: root-cert.pem, ca-cert.pem, ca-key.pem, cert-chain.pem",
+    )  # fmt: skip
     ca.add_argument("--trust-domain", default="cluster-a.local", help="named in the subjects (default %(default)s)")
-    ca.add_argument("--key-type", choices=["rsa", "ec"], default="ec")
-    ca.add_argument("--days", type=_positive_days, default=3650)
+    ca.add_argument("--key-type", choices=["rsa", "ec"], default="ec", help="RSA 2048 or ECDSA P-256 keys")
+    ca.add_argument("--days", type=_positive_days, default=3650, help="validity of the root and the CA in days")
     ca.set_defaults(handler=_guarded(_istio_ca))
 
     install = commands.add_parser(
         "install", help="create or renew the webhook's TLS Secret and caBundle in a cluster (idempotent)"
     )
-    install.add_argument("--namespace", default=webhook_cert.DEFAULT_NAMESPACE)
-    install.add_argument("--service", default=webhook_cert.DEFAULT_SERVICE)
+    install.add_argument(
+        "--namespace", default=webhook_cert.DEFAULT_NAMESPACE,
+        help="namespace of the webhook's Service and of both Secrets",
+    )  # fmt: skip
+    install.add_argument(
+        "--service", default=webhook_cert.DEFAULT_SERVICE, help="the webhook's Service, named in the certificate's SANs"
+    )
     source = install.add_mutually_exclusive_group()
     source.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     source.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
-    install.add_argument("--webhook-configuration", default="istio-federation")
-    install.add_argument("--secret", default="istio-federation-webhook-tls", help="kubernetes.io/tls Secret")
+    install.add_argument(
+        "--webhook-configuration", default="istio-federation",
+        help="the ValidatingWebhookConfiguration whose webhooks get the CA as caBundle",
+    )  # fmt: skip
+    install.add_argument(
+        "--secret", default="istio-federation-webhook-tls",
+        help="the kubernetes.io/tls Secret the webhook pods mount (tls.crt, tls.key, ca.crt)",
+    )  # fmt: skip
     install.add_argument(
         "--ca-secret", default="istio-federation-webhook-ca", help="Secret holding the CA key (never mounted)"
     )
-    install.add_argument("--dns", action="append", default=[], metavar="NAME")
-    install.add_argument("--days", type=_positive_days, default=365, help="serving certificate validity")
-    install.add_argument("--ca-days", type=_positive_days, default=3650, help="validity of a new CA")
+    install.add_argument("--dns", action="append", default=[], metavar="NAME", help="extra DNS SAN (repeatable)")
+    install.add_argument("--days", type=_positive_days, default=365, help="serving certificate validity in days")
+    install.add_argument("--ca-days", type=_positive_days, default=3650, help="validity of a new CA in days")
     install.set_defaults(handler=_guarded(_install))
 
 
@@ -108,10 +128,13 @@ def _webhook(args: argparse.Namespace) -> int:
         # Read the manifest before writing anything, so a bad path fails without leaving new keys behind.
         try:
             manifest_text = args.ca_bundle_into.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
+        except UnicodeDecodeError as error:
             raise CertsError(
-                f"cannot read {args.ca_bundle_into}: {getattr(error, 'strerror', None) or error}"
+                f"{args.ca_bundle_into} is not a YAML manifest: byte {error.object[error.start]:#04x} at offset "
+                f"{error.start} is not UTF-8 text (a binary file?)"
             ) from None
+        except OSError as error:
+            raise CertsError(f"cannot read {args.ca_bundle_into}: {error.strerror or error}") from None
     stored = rotation.Stored()
     if not args.new_ca:
         stored = rotation.Stored(

@@ -229,20 +229,24 @@ class _Conflict(Exception):
 
 
 def connect(kubeconfig: str | None, in_cluster: bool) -> tuple[Any, Any, Any]:
-    """(ApiClient, CoreV1Api, AdmissionregistrationV1Api) from a kubeconfig or the pod's service account."""
-    from kubernetes import client
-    from kubernetes import config as untyped_config
-    from kubernetes.config.config_exception import ConfigException
+    """(ApiClient, CoreV1Api, AdmissionregistrationV1Api) from a kubeconfig or the pod's service account.
 
-    config: Any = untyped_config  # the package has partial annotations; its loaders are untyped
+    The API server is asked once first (``objectstore.preflight``, as every command that talks to it
+    does): an unusable kubeconfig or an unreachable server is one line within seconds, never a
+    traceback or a retry warning per attempt.
+    """
+    from kubernetes import client
+
+    from objectstore import preflight
+
+    credentials = preflight.Credentials(kubeconfig=kubeconfig, in_cluster=in_cluster)
     try:
-        if in_cluster:
-            configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
-            api_client = client.ApiClient(configuration)
-        else:
-            api_client = config.new_client_from_config(config_file=kubeconfig)
-    except (ConfigException, OSError, TypeError, ValueError) as error:
-        source = "the in-cluster service account" if in_cluster else (kubeconfig or "the default kubeconfig")
-        raise CertsError(f"cannot load Kubernetes credentials from {source}: {error}") from None
+        api_client = preflight.connect(credentials)
+    except preflight.ApiServerProblem as problem:
+        raise CertsError(f"{preflight.FLAGS}: {problem}") from None
+    try:
+        preflight.check_reachable(api_client, credentials)
+    except preflight.ApiServerProblem as problem:
+        api_client.close()
+        raise CertsError(f"{preflight.FLAGS}: {problem}") from None
     return api_client, client.CoreV1Api(api_client), client.AdmissionregistrationV1Api(api_client)

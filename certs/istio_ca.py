@@ -18,8 +18,9 @@ from cryptography.x509.oid import NameOID
 from certs.authority import Authority, KeyType
 from certs.errors import CertsError
 
-# Same rule as the IstioFederation CRD's spec.trustDomain.
-_TRUST_DOMAIN = re.compile(r"^[0-9a-zA-Z._-]+$")
+# Same rule as the IstioFederation CRD's spec.trustDomain (use with fullmatch: Python's $ also matches
+# before a final newline, so match() would accept "cluster-a.local\n").
+_TRUST_DOMAIN = re.compile(r"[0-9a-zA-Z._-]+")
 FILES = ("root-cert.pem", "ca-cert.pem", "ca-key.pem", "cert-chain.pem")
 
 
@@ -51,7 +52,7 @@ class IstioCA:
 
 
 def generate(trust_domain: str, *, key_type: KeyType, days: int, now: datetime.datetime) -> IstioCA:
-    if not _TRUST_DOMAIN.match(trust_domain):
+    if not _TRUST_DOMAIN.fullmatch(trust_domain):
         raise CertsError(
             f"--trust-domain {trust_domain!r} is invalid: use letters, digits, '.', '_' and '-' "
             "(for example cluster-a.local)"

@@ -97,11 +97,16 @@ def _header_safe(reason: str) -> str:
     return _UNSAFE.sub("?", reason)[:200]
 
 
-def _reject(code: str, reason: str) -> Response:
-    state().metrics.auth_failures.labels(code).inc()
+def _reject(code: str, reason: str, clock_offset: int | None = None) -> Response:
+    state().metrics.count_auth_failure(code)
+    body: dict[str, Any] = {"error": "invalid_token", "reason": reason}
+    if clock_offset is not None:
+        # Seconds the caller's clock seems ahead of ours (negative: behind), when a token was
+        # refused for its times; the reason says the same in words.
+        body["clockOffsetSeconds"] = clock_offset
     return _json(
         401,
-        {"error": "invalid_token", "reason": reason},
+        body,
         {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{_header_safe(reason)}"'},
     )
 
@@ -125,7 +130,7 @@ def _authenticate(snapshot: Snapshot) -> Response | None:
         )
     except tokens.TokenRejected as rejected:
         log.info("private metadata refused: %s (code=%s, from %s)", rejected.reason, rejected.code, request.remote_addr)
-        return _reject(rejected.code, rejected.reason)
+        return _reject(rejected.code, rejected.reason, rejected.clock_offset)
     g.remote_cluster = claims.subject
     return None
 
@@ -196,12 +201,15 @@ def create_app(
     # Never let Flask or werkzeug render an HTML debugger page or traceback.
     app.config.update(DEBUG=False, TESTING=False, PROPAGATE_EXCEPTIONS=False, TRAP_HTTP_EXCEPTIONS=False)
     app.url_map.strict_slashes = True
+    # No redirects either: werkzeug would answer a path with doubled slashes with an HTML 308 to
+    # an absolute URL built from the client's Host header; such a path is simply not one of ours.
+    app.url_map.merge_slashes = False
     app.extensions[EXTENSION] = ExporterState(
         source=source,
         cluster_uuid=cluster_uuid,
         token_leeway=token_leeway,
         clock=clock,
-        metrics=Metrics(lambda: source.current),
+        metrics=Metrics(lambda: source.current, paths=_PATHS),
     )
     for path, view in _ROUTES:
         # GET (and HEAD, which Flask derives from it) only; OPTIONS would otherwise answer 200.
@@ -218,11 +226,9 @@ def create_app(
             rule = request.url_rule.rule
         else:
             rule = request.path if request.path in _PATHS else "other"
-        current = state()
-        current.metrics.requests.labels(rule, str(response.status_code)).inc()
         started = g.get("started")
-        if started is not None:
-            current.metrics.duration.labels(rule).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started if started is not None else None
+        state().metrics.observe_request(rule, response.status_code, elapsed)
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 

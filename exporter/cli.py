@@ -16,12 +16,13 @@ from exporter.app import create_app
 from exporter.settings import DEFAULT_NAMESPACE, Settings, watches
 from exporter.snapshot import SnapshotKeeper, validate_gateway_selector
 from federation import cluster, tokens
+from federation.commandline import EXIT_OK, EXIT_USAGE, UsageError, positive_seconds
 from objectstore import factory as store_factory
+from serving import limits as serving_limits
+from serving import tls as serving_tls
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_USAGE = 2
 DEFAULT_PORT = 8080
 
 
@@ -83,25 +84,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"clock skew forgiven on a token's nbf (default {tokens.DEFAULT_LEEWAY_SECONDS})",
     )
-    parser.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
+    serving_limits.add_arguments(parser, tls=False)
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=positive_seconds,
         default=1.0,
         metavar="SECONDS",
         help="how often a state directory is checked for changes (default 1)",
     )
     parser.add_argument(
         "--resync-interval",
-        type=float,
+        type=positive_seconds,
         default=30.0,
         metavar="SECONDS",
         help="rebuild the documents at least this often, e.g. to pick up rotated --keypair-dir files (default 30)",
     )
-
-
-class UsageError(ValueError):
-    """A command line that cannot work; the message names the flag and the fix."""
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -182,7 +179,18 @@ def serve_command(args: argparse.Namespace) -> int:
             raise UsageError(problem)
         if not 1 <= args.port <= 65535:
             raise UsageError("--port must be from 1 to 65535")
+        limits = serving_limits.from_args(args)
+        problem = limits.problem()
+        if problem:
+            raise UsageError(problem)
+        if args.tls_cert_file and args.tls_private_key_file:
+            pair = serving_tls.CertificatePair(args.tls_cert_file, args.tls_private_key_file)
+            problem = serving_tls.pair_problem(pair)
+            if problem:
+                raise UsageError(problem)
     except UsageError as error:
+        # Logged rather than left to the launcher's one-line print: in a pod the log is where an
+        # operator looks, and the exporter's messages have always been read there.
         log.error("%s", error)
         return EXIT_USAGE
     from serving import gunicorn
@@ -195,7 +203,7 @@ def serve_command(args: argparse.Namespace) -> int:
             tls_cert_file=args.tls_cert_file,
             tls_key_file=args.tls_private_key_file,
             workers=1,  # one cache and one snapshot per process: more workers would each list+watch
-            threads=args.threads,
+            limits=limits,
         ),
     )
     return EXIT_OK

@@ -31,6 +31,8 @@ import yaml
 from certs import istio_ca, webhook_cert
 from certs.authority import Authority, common_name
 from federation import keys, ownership, resources
+from federation.commandline import UsageError
+from federation.istio.hosts import hosts_of
 from federation.store import Rejected
 from objectstore.admission import WebhookAdmission
 from objectstore.statedir import StateDirStore, canonical_path, dump
@@ -82,7 +84,10 @@ class Narrator:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = subparsers.add_parser("demo", help="run the local two-cluster federation demo")
-    demo.add_argument("--workdir", type=Path, default=Path("demo-state"), help="where the clusters live (demo-state)")
+    demo.add_argument(
+        "--workdir", type=Path, default=Path("demo-state"), metavar="DIR",
+        help="where the clusters' state and logs live; replaced on every run",
+    )  # fmt: skip
     demo.set_defaults(handler=_run)
 
 
@@ -248,7 +253,12 @@ def _admin_store(cluster: Cluster, demo_ca_pem: bytes) -> StateDirStore:
     return store
 
 
-def _reconcile(cluster: Cluster, demo_ca_pem_file: Path, narrator: Narrator) -> int:
+def _reconcile(cluster: Cluster, demo_ca_pem_file: Path, narrator: Narrator, *, expected_refusal: str = "") -> int:
+    """One ``reconciler run --once``, its log lines, and what its exit status means here.
+
+    ``expected_refusal`` explains a failure the story expects (the first sync, before the remote
+    knows this cluster's key), so it does not read as an error.
+    """
     command = _cli(
         "--log-level", "INFO", "reconciler", "run", "--once",
         "--cluster-uuid", cluster.uuid, "--local-trust-domain", cluster.domain,
@@ -261,7 +271,12 @@ def _reconcile(cluster: Cluster, demo_ca_pem_file: Path, narrator: Narrator) -> 
         message = line.split(": ", 1)[1] if " reconciler" in line.split(": ", 1)[0] and ": " in line else line
         if message.strip():
             narrator.say(message, indent=4)
-    narrator.say(f"(reconciler of {cluster.name} exited {result.returncode})", indent=4)
+    if result.returncode == 0:
+        narrator.say(f"→ every federation of {cluster.name} synced (exit 0)", indent=4)
+    elif expected_refusal:
+        narrator.say(f"→ not synced yet, as expected (exit {result.returncode}): {expected_refusal}", indent=4)
+    else:
+        narrator.say(f"→ a federation of {cluster.name} did not sync (exit {result.returncode}): see above", indent=4)
     return result.returncode
 
 
@@ -291,14 +306,37 @@ def _federation_status(cluster: Cluster, name: str) -> dict[str, Any]:
     return status
 
 
-def _kubectl_create(store: StateDirStore, obj: dict[str, Any], filename: str, narrator: Narrator) -> bool:
-    narrator.say(f"$ kubectl create -f {filename}")
+def kubectl_error(status: dict[str, Any], *, verb: str, filename: str) -> str:
+    """What kubectl prints for a write the apiserver refused with this Status.
+
+    An Invalid Status with causes reads ``The Kind "name" is invalid: cause`` (several causes each on
+    a ``* `` line, after kubectl's own trailing space), as kubectl v1.32 prints it (README,
+    tests/realcluster/test_20_kubectl_output.py); any other is ``Error from server (Reason): error
+    when creating "file": message``.
+    """
+    details = status.get("details") if isinstance(status.get("details"), dict) else {}
+    assert isinstance(details, dict)
+    causes = [cause for cause in details.get("causes") or [] if isinstance(cause, dict)]
+    if status.get("reason") == "Invalid" and (details.get("kind") or details.get("name")):
+        head = f'The {details.get("kind", "")} "{details.get("name", "")}" is invalid'
+        lines = [f"{cause.get('field', '')}: {cause.get('message', '')}" for cause in causes]
+        if not lines:
+            return head
+        if len(lines) == 1:
+            return f"{head}: {lines[0]}"
+        return f"{head}: \n" + "\n".join(f"* {line}" for line in lines)
+    reason = status.get("reason")
+    prefix = f"Error from server ({reason})" if reason else "Error from server"
+    return f'{prefix}: error when {verb} "{filename}": {status.get("message", "")}'
+
+
+def _kubectl_apply(store: StateDirStore, obj: dict[str, Any], filename: str, narrator: Narrator) -> bool:
+    narrator.say(f"$ kubectl apply -f {filename}")
     try:
         store.create(obj)
     except Rejected as error:
-        reason = error.reason
-        prefix = f"Error from server ({reason})" if reason else "Error from server"
-        narrator.say(f'{prefix}: error when creating "{filename}": {error}', indent=2)
+        status = error.status or {"message": str(error)}
+        narrator.say(kubectl_error(status, verb="creating", filename=filename), indent=2)
         return False
     for warning in store.last_warnings:
         narrator.say(f"Warning: {warning}")
@@ -325,10 +363,13 @@ def _federation(name: str, remote: Cluster, demo_ca_pem: bytes) -> dict[str, Any
 def _prepare_workdir(workdir: Path) -> None:
     if workdir.exists():
         if not (workdir / MARKER).exists():
-            raise SystemExit(f"{workdir} exists and was not made by the demo; choose another --workdir")
+            raise UsageError(f"--workdir {workdir} exists and was not made by the demo; choose another --workdir")
         shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
-    (workdir / MARKER).write_text("made by istio-federation demo; deleted by the next run\n")
+    try:
+        workdir.mkdir(parents=True)
+        (workdir / MARKER).write_text("made by istio-federation demo; deleted by the next run\n")
+    except OSError as error:
+        raise UsageError(f"--workdir {workdir}: cannot create it: {error.strerror or error}") from None
 
 
 def run(workdir: Path, out: TextIO = sys.stdout) -> int:
@@ -369,13 +410,20 @@ def run(workdir: Path, out: TextIO = sys.stdout) -> int:
         narrator.heading("an admin creates an IstioFederation in each cluster (admitted by that cluster's webhook)")
         admin_a, admin_b = _admin_store(a, demo_ca_pem), _admin_store(b, demo_ca_pem)
         narrator.say("cluster-a:")
-        _kubectl_create(admin_a, _federation("cluster-b", b, demo_ca_pem), "cluster-b-federation.yaml", narrator)
+        _kubectl_apply(admin_a, _federation("cluster-b", b, demo_ca_pem), "cluster-b-federation.yaml", narrator)
         narrator.say("cluster-b:")
-        _kubectl_create(admin_b, _federation("cluster-a", a, demo_ca_pem), "cluster-a-federation.yaml", narrator)
+        _kubectl_apply(admin_b, _federation("cluster-a", a, demo_ca_pem), "cluster-a-federation.yaml", narrator)
 
         narrator.heading("the reconcilers fetch public metadata, exchange keys, and fetch private metadata with JWTs")
-        narrator.say("cluster-a reconciles first; cluster-b's exporter does not know cluster-a's key yet:")
-        _reconcile(a, demo_ca_file, narrator)
+        narrator.say(
+            "cluster-a reconciles first. Its public step succeeds (cluster-b's root CA becomes trusted), but\n"
+            "cluster-b's exporter does not know cluster-a's key yet and refuses its token (HTTP 401): this first\n"
+            "refusal is expected, and is how mutual trust works; it clears once cluster-b has synced:"
+        )
+        _reconcile(
+            a, demo_ca_file, narrator,
+            expected_refusal="cluster-b has not fetched cluster-a's public metadata (and key) yet",
+        )  # fmt: skip
         narrator.say(
             "cluster-b reconciles: it learns cluster-a's key, and cluster-a's exporter already knows cluster-b:"
         )
@@ -402,7 +450,7 @@ def run(workdir: Path, out: TextIO = sys.stdout) -> int:
         if rule_path.exists():
             rule = yaml.safe_load(rule_path.read_text())
             narrator.say(
-                f"DestinationRule {NAMESPACE}/{name}: host {rule['spec']['host']}, "
+                f"DestinationRule {NAMESPACE}/{name}: host {', '.join(hosts_of(rule))}, "
                 f"tls mode {rule['spec']['trafficPolicy']['tls']['mode']}"
             )
         mesh = yaml.safe_load(
@@ -442,10 +490,10 @@ def run(workdir: Path, out: TextIO = sys.stdout) -> int:
             "spec": {"hosts": [host], "location": "MESH_INTERNAL", "resolution": "DNS",
                      "ports": [{"name": "http", "number": 8080, "protocol": "HTTP"}]},
         }  # fmt: skip
-        _kubectl_create(admin_a, hand_written, "bar-by-hand.yaml", narrator)
+        _kubectl_apply(admin_a, hand_written, "bar-by-hand.yaml", narrator)
         duplicate = _federation("cluster-b-again", b, demo_ca_pem)
         duplicate["spec"]["metadataEndpoint"] = f"https://localhost:{b.exporter_port}/metadata/"
-        _kubectl_create(admin_a, duplicate, "cluster-b-again.yaml", narrator)
+        _kubectl_apply(admin_a, duplicate, "cluster-b-again.yaml", narrator)
 
     narrator.heading("inspect everything")
     narrator.say(f"cluster-a state: {a.state}\ncluster-b state: {b.state}\nlogs:            {logs}")
