@@ -14,7 +14,9 @@ from our exporter, so the reconciler is tested against the other implementation'
   with ``cryptography`` directly, not with the project's token module.
 
 Misbehaviour for tests: ``mode`` ``"500"``, ``"garbage"``, ``"slow"`` (hold the response until
-released or stopped, bounded), ``"oversized"``; and ``stop()`` for "down".
+released or stopped, bounded), ``"oversized"``; ``public_body``/``private_body``, raw bytes served
+instead of the document (the private one still only to an accepted token); and ``stop()`` for
+"down".
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import trustme
 from cryptography.exceptions import InvalidSignature
@@ -128,6 +130,9 @@ class DeckhouseExporter:
         self.cluster = cluster
         self.ca = ca
         self.mode = "ok"
+        # Raw bytes served as the document instead of the marshalled one (hostile remotes).
+        self.public_body: bytes | None = None
+        self.private_body: bytes | None = None
         self.requests: list[tuple[str, str]] = []  # (path, Authorization header or "")
         self.accepted_claims: list[dict[str, Any]] = []
         self.release = threading.Event()
@@ -157,7 +162,7 @@ class DeckhouseExporter:
     def endpoint(self) -> str:
         return f"https://127.0.0.1:{self.server.server_address[1]}/metadata/"
 
-    def __enter__(self) -> DeckhouseExporter:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -189,7 +194,8 @@ class DeckhouseExporter:
             self._send(request, 200, b"[" + b"0," * (3 * 1024 * 1024) + b"0]")
             return
         if path == PUBLIC_PATH:
-            self._send(request, 200, self._marshal_indent(self.cluster.public_document()))
+            body = self.public_body
+            self._send(request, 200, self._marshal_indent(self.cluster.public_document()) if body is None else body)
             return
         if path == PRIVATE_PATH:
             reason, claims = self.cluster.check_authn(request.headers.get("Authorization"), time.time())
@@ -198,7 +204,8 @@ class DeckhouseExporter:
                 return
             with self._lock:
                 self.accepted_claims.append(claims)
-            self._send(request, 200, self._marshal_indent(self.cluster.private_document()))
+            body = self.private_body
+            self._send(request, 200, self._marshal_indent(self.cluster.private_document()) if body is None else body)
             return
         self._send(request, 404, b"404 page not found\n")
 

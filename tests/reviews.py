@@ -1,14 +1,12 @@
-"""AdmissionReview requests as kube-apiserver sends them, for tests."""
+"""AdmissionReview requests as kube-apiserver sends them, for tests (built by the product's module)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-GROUP_VERSION = {
-    "IstioFederation": ("deckhouse.io", "v1alpha1", "istiofederations"),
-    "ServiceEntry": ("networking.istio.io", "v1", "serviceentries"),
-}
+from federation import admission_review as wire
+from federation import resources
 
 
 def admission_review(
@@ -21,27 +19,23 @@ def admission_review(
 ) -> dict[str, Any]:
     subject = obj if obj is not None else old
     assert subject is not None
-    group, version, plural = GROUP_VERSION[subject["kind"]]
+    resource = resources.by_kind(subject["kind"])
+    assert resource is not None
     metadata = subject.get("metadata", {})
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid or str(uuid.uuid4()),
-            "kind": {"group": group, "version": version, "kind": subject["kind"]},
-            "resource": {"group": group, "version": version, "resource": plural},
-            "requestKind": {"group": group, "version": version, "kind": subject["kind"]},
-            "requestResource": {"group": group, "version": version, "resource": plural},
-            "name": metadata.get("name", ""),
-            "namespace": metadata.get("namespace", ""),
-            "operation": operation,
-            "userInfo": {"username": username, "groups": ["system:masters", "system:authenticated"]},
-            "object": obj,
-            "oldObject": old,
-            "dryRun": False,
-            "options": {"apiVersion": "meta.k8s.io/v1", "kind": f"{operation.title()}Options"},
-        },
-    }
+    review = wire.build_request(
+        uid=uid or str(uuid.uuid4()),
+        resource=resource,
+        version=resource.version,
+        operation=operation,
+        name=metadata.get("name", ""),
+        namespace=metadata.get("namespace", ""),
+        username=username,
+        groups=("system:masters", "system:authenticated"),
+        obj=obj,
+        old=old,
+        options={"apiVersion": "meta.k8s.io/v1", "kind": f"{operation.title()}Options"},
+    )
+    return dict(review)
 
 
 def federation(name: str = "cluster-b", trust_domain: str = "cluster-b.local") -> dict[str, Any]:

@@ -228,7 +228,8 @@ def test_keypair_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pyte
     capsys.readouterr()
     assert run("certs", "keypair", "--out", str(tmp_path)) == 2
     assert capsys.readouterr().err == (
-        f"error: refusing to overwrite the keypair in {tmp_path} (priv.pem and pub.pem already there): "
+        f"istio-federation: error: refusing to overwrite the keypair in {tmp_path} (priv.pem and pub.pem already "
+        "there): "
         "peers verify tokens with its public key; pass --force to replace it\n"
     )
     assert (tmp_path / "priv.pem").read_bytes() == before
@@ -275,33 +276,33 @@ def test_istio_ca_files_form_a_chain(tmp_path: Path, key_type: str) -> None:
     [
         pytest.param(
             ["certs", "webhook", "--out", "OUT", "--ip", "nope"],
-            "error: --ip 'nope' is not an IPv4 or IPv6 address\n",
+            "istio-federation: error: --ip 'nope' is not an IPv4 or IPv6 address\n",
             id="bad-ip",
         ),
         pytest.param(
             ["certs", "webhook", "--out", "FILE/sub"],
-            "error: cannot create directory FILE/sub: Not a directory\n",
+            "istio-federation: error: cannot create directory FILE/sub: Not a directory\n",
             id="unwritable-dir",
         ),
         pytest.param(
             ["certs", "webhook", "--out", "OUT", "--ca-bundle-into", "BROKEN"],
-            "error: BROKEN is not valid YAML: "
+            "istio-federation: error: BROKEN is not valid YAML: "
             "expected the node content, but found '<stream end>' at line 2, column 1\n",
             id="broken-manifest",
         ),
         pytest.param(
             ["certs", "webhook", "--out", "OUT", "--ca-bundle-into", "FILE"],
-            "error: FILE has no ValidatingWebhookConfiguration with webhooks\n",
+            "istio-federation: error: FILE has no ValidatingWebhookConfiguration with webhooks\n",
             id="no-webhooks",
         ),
         pytest.param(
             ["certs", "webhook", "--out", "OUT", "--ca-bundle-into", "MISSING"],
-            "error: cannot read MISSING: No such file or directory\n",
+            "istio-federation: error: cannot read MISSING: No such file or directory\n",
             id="missing-manifest",
         ),
         pytest.param(
             ["certs", "istio-ca", "--out", "OUT", "--trust-domain", "bad domain"],
-            "error: --trust-domain 'bad domain' is invalid: use letters, digits, '.', '_' and '-' "
+            "istio-federation: error: --trust-domain 'bad domain' is invalid: use letters, digits, '.', '_' and '-' "
             "(for example cluster-a.local)\n",
             id="bad-trust-domain",
         ),
@@ -335,7 +336,8 @@ def test_a_ca_certificate_without_its_key_is_refused(tmp_path: Path, capsys: pyt
     capsys.readouterr()
     assert run("certs", "webhook", "--out", str(tmp_path)) == 2
     assert capsys.readouterr().err == (
-        f"error: {tmp_path} has ca.crt but no ca.key: restore it, or remove ca.crt to start a new CA\n"
+        f"istio-federation: error: {tmp_path} has ca.crt but no ca.key: restore it, or remove ca.crt to start a "
+        "new CA\n"
     )
 
 
@@ -427,7 +429,7 @@ def _secret(kube_api: KubeApiDouble, name: str) -> dict[str, Any]:
 
 
 def _ca_bundles(kube_api: KubeApiDouble) -> list[bytes]:
-    from tests.kubeapi.server import VALIDATING_WEBHOOK_CONFIGURATION
+    from tests.kubeapi import VALIDATING_WEBHOOK_CONFIGURATION
 
     (vwc,) = kube_api.objects(VALIDATING_WEBHOOK_CONFIGURATION)
     return [base64.b64decode(hook["clientConfig"]["caBundle"]) for hook in vwc["webhooks"]]
@@ -514,7 +516,7 @@ def test_install_without_the_webhook_configuration_says_what_to_do(
     assert _install(kubeconfig) == 2
     captured = capsys.readouterr()
     assert captured.err == (
-        "error: ValidatingWebhookConfiguration istio-federation not found: "
+        "istio-federation: error: ValidatingWebhookConfiguration istio-federation not found: "
         "apply the manifests first (kubectl apply -k manifests)\n"
     )
 
@@ -536,7 +538,8 @@ def test_install_refuses_a_tls_secret_of_another_type(
     kube_api.write_kubeconfig(kubeconfig)
     assert _install(kubeconfig) == 2
     assert capsys.readouterr().err == (
-        "error: Secret istio-federation/istio-federation-webhook-tls has type 'Opaque', not kubernetes.io/tls; "
+        "istio-federation: error: Secret istio-federation/istio-federation-webhook-tls has type 'Opaque', not "
+        "kubernetes.io/tls; "
         "the type cannot change: delete the Secret and run again\n"
     )
 
@@ -546,7 +549,10 @@ def test_install_with_a_broken_kubeconfig(tmp_path: Path, capsys: pytest.Capture
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n", encoding="utf-8")
     assert _install(kubeconfig) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: cannot load Kubernetes credentials from {kubeconfig}: ")
+    assert err == (
+        f"istio-federation: error: --kubeconfig/--in-cluster: cannot load Kubernetes credentials from kubeconfig "
+        f"{kubeconfig}: Invalid kube-config file. Expected key current-context in {kubeconfig}\n"
+    )
     assert err.count("\n") == 1
 
 

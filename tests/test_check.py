@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,10 +21,11 @@ from typing import Any
 
 import pytest
 import trustme
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from federation import meshconfig, resources
+from federation import resources, timestamps, tokens
 from federation.keys import Keypair
 from federation.resources import KubeObject
 from istio_federation.cli import main
@@ -50,6 +52,7 @@ NAME = "cluster-b"
 REMOTE_UUID = DeckhouseCluster().cluster_uuid
 MESH_WHERE = "ConfigMap istio-system/istio"
 CHECK_ARGS = ("--cluster-uuid", LOCAL_UUID, "--local-trust-domain", LOCAL_DOMAIN)
+ISSUER_ARGS = ("--issuer", "cluster-a-reconciler")
 
 
 # -- servers -------------------------------------------------------------------------------------
@@ -231,6 +234,31 @@ def test_json_output_of_the_all_green_case(
         "ok": True,
     }
     assert [c["name"] for c in document["federations"][0]["checks"]] == list(check.CHECKS)
+
+
+def test_run_and_check_both_sign_with_the_issuer_given(
+    green: Path, remote: DeckhouseExporter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Both commands look at a remote through reconciler.observe, so a flag read for one reaches both.
+    signed_before = len(remote.accepted_claims)  # the green fixture's sync, with the default issuer
+
+    synced = subprocess.run(
+        cli_command("reconciler", "run", "--once", *ISSUER_ARGS, *CHECK_ARGS, "--state", str(green)),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    checked, _ = run_check(green, capsys, *ISSUER_ARGS)
+    checked_by_default, _ = run_check(green, capsys)
+
+    assert (synced.returncode, checked, checked_by_default) == (0, 0, 0), synced.stderr
+    assert [claims["iss"] for claims in remote.accepted_claims[signed_before:]] == [
+        "cluster-a-reconciler",
+        "cluster-a-reconciler",
+        tokens.ISSUER,
+    ]
 
 
 # -- endpoint ------------------------------------------------------------------------------------
@@ -524,7 +552,7 @@ def test_stale_last_successful_sync(green: Path, capsys: pytest.CaptureFixture[s
     store = open_state(green)
     try:
         store.patch_status(
-            resources.ISTIO_FEDERATION, "", NAME, {"status": {"lastSuccessfulSyncTime": meshconfig.format_time(old)}}
+            resources.ISTIO_FEDERATION, "", NAME, {"status": {"lastSuccessfulSyncTime": timestamps.format_time(old)}}
         )
     finally:
         store.stop()
@@ -533,14 +561,14 @@ def test_stale_last_successful_sync(green: Path, capsys: pytest.CaptureFixture[s
 
     assert code == 1
     assert line(out, "stale") == (
-        f"✗ stale: last successful sync 2h1m ago ({meshconfig.format_time(old)}), more than 5m; "
+        f"✗ stale: last successful sync 2h1m ago ({timestamps.format_time(old)}), more than 5m; "
         "condition Stale is False (Fresh); fix: check that the reconciler runs (and, in Kubernetes, holds its "
         "Lease) and read its log; the checks above say what fails now"
     )
     # --stale-after moves the threshold.
     code, out = run_check(green, capsys, "--stale-after", "3h")
     assert code == 0
-    assert line(out, "stale") == f"✓ stale: last successful sync 2h1m ago ({meshconfig.format_time(old)}), within 3h"
+    assert line(out, "stale") == f"✓ stale: last successful sync 2h1m ago ({timestamps.format_time(old)}), within 3h"
 
 
 def test_remote_ca_absent_from_mesh_trust(green: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -634,7 +662,7 @@ def test_evaluation_is_a_function_of_what_was_observed() -> None:
         public=check.Fetched("https://metadata.cluster-b.example/metadata/public/public.json", error=refused),
     )
 
-    report = check.evaluate(observation, check.CheckSettings(LOCAL_UUID, LOCAL_DOMAIN))
+    report = check.evaluate(observation, check.CheckSettings(check.LocalCluster(LOCAL_UUID, LOCAL_DOMAIN)))
 
     assert [c.line() for c in report.checks] == [
         "✗ endpoint: connection to metadata.cluster-b.example:443 refused; fix: check that the remote's metadata "
@@ -659,7 +687,7 @@ def test_configuration_problem_needs_no_fetch() -> None:
             datetime(2030, 1, 1, tzinfo=UTC),
             configuration=check.configuration_problem(resources.spec(obj), LOCAL_DOMAIN),
         ),
-        check.CheckSettings(LOCAL_UUID, LOCAL_DOMAIN),
+        check.CheckSettings(check.LocalCluster(LOCAL_UUID, LOCAL_DOMAIN)),
     )
 
     assert report.checks[0].line() == (
@@ -682,3 +710,158 @@ def test_unusable_spec_metadata_ca_is_a_configuration_problem(
         "; fix: put the PEM certificate of the CA that signed the endpoint's certificate there"
     )
     assert len(remote.requests) == requests  # not contacted with a trust that cannot work
+
+
+# -- this cluster's identity: ConfigMap istio-federation-settings, and a 401 that is ours ---------
+
+CONSOLE_SCRIPT = str(Path(sys.executable).with_name("istio-federation"))
+SETTINGS_WHERE = f"ConfigMap {NAMESPACE}/istio-federation-settings"
+WRONG_UUID = "0badbad0-0000-4000-8000-000000000000"
+
+
+def settings_config_map(cluster_uuid: str = LOCAL_UUID, domain: str = LOCAL_DOMAIN) -> KubeObject:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "istio-federation-settings", "namespace": NAMESPACE},
+        "data": {"cluster-domain": domain, "cluster-uuid": cluster_uuid},
+    }
+
+
+def typed(*args: str) -> subprocess.CompletedProcess[str]:
+    """``istio-federation ARGS`` as a user types it: the installed console script, in a subprocess."""
+    return subprocess.run(
+        [CONSOLE_SCRIPT, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def private_line(remote: DeckhouseExporter, root: Path, message: str) -> list[str]:
+    lines = failing_401_lines(root, remote.endpoint)
+    lines[3] = f"  ✗ private: {message}"
+    return lines
+
+
+def test_identity_comes_from_the_settings_config_map(green: Path, remote: DeckhouseExporter) -> None:
+    """Finding: check needed --cluster-uuid and --local-trust-domain typed by hand."""
+    write_state(green, settings_config_map())
+    before = snapshot(green)
+
+    done = typed("check", "--state", str(green))
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == green_lines(green, remote.endpoint)
+    assert snapshot(green) == before
+
+
+def test_without_flags_or_settings_config_map_the_fix_is_named(tmp_path: Path) -> None:
+    done = typed("check", "--state", str(tmp_path))
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"istio-federation: error: --cluster-uuid not given, and {SETTINGS_WHERE} does not exist: pass "
+        "--cluster-uuid, or --namespace where istio-federation-settings lives\n"
+    )
+
+
+def test_the_settings_placeholder_is_refused_naming_the_config_map(tmp_path: Path) -> None:
+    write_state(tmp_path, settings_config_map(cluster_uuid="SET-ME"))
+
+    done = typed("check", "--state", str(tmp_path))
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"istio-federation: error: {SETTINGS_WHERE} key cluster-uuid is still the placeholder SET-ME: set it in "
+        "ConfigMap istio-federation-settings (manifests/settings.yaml) (e.g. the output of uuidgen)\n"
+    )
+
+
+def test_a_wrong_cluster_uuid_is_not_blamed_on_the_remote(green: Path, remote: DeckhouseExporter) -> None:
+    """Finding: with a wrong UUID, check said "create an IstioFederation in the remote"."""
+    write_state(green, settings_config_map())
+
+    done = typed("check", "--cluster-uuid", WRONG_UUID, "--state", str(green))
+
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        f"note: --cluster-uuid {WRONG_UUID} differs from cluster-uuid {LOCAL_UUID} in {SETTINGS_WHERE}, the UUID "
+        "this cluster's exporter publishes and remotes know it by",
+        *private_line(
+            remote,
+            green,
+            f"HTTP 401: the remote knows no cluster {WRONG_UUID}, the UUID check signed the token with; this cluster "
+            f"publishes {LOCAL_UUID} ({SETTINGS_WHERE}) (the remote said: Authentication error: JWT is signed for "
+            f"unknown source cluster); fix: run check without --cluster-uuid (or with --cluster-uuid {LOCAL_UUID}): "
+            "the remote is not at fault",
+        ),
+    ]
+    assert "create an IstioFederation" not in done.stdout
+
+
+def test_a_remote_holding_another_key_for_us(green: Path, remote: DeckhouseExporter) -> None:
+    remote.cluster.known_clusters[LOCAL_UUID] = Keypair.generate().public_pem
+    write_state(green, settings_config_map())
+
+    done = typed("check", "--state", str(green))
+
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == private_line(
+        remote,
+        green,
+        f"HTTP 401: the remote knows cluster {LOCAL_UUID} by another public key than the one this cluster signs "
+        "with (the remote said: Authentication error: cannot verify JWT token with known public key); fix: if this "
+        "cluster's keypair Secret was replaced recently, wait for the remote's next sync to fetch the new public "
+        f"key; otherwise another cluster publishes the same UUID {LOCAL_UUID}: cluster UUIDs must be unique "
+        "(cluster-uuid in istio-federation-settings)",
+    )
+
+
+def test_a_remote_refusing_its_own_audience_is_the_remotes_fault(green: Path, remote: DeckhouseExporter) -> None:
+    published = remote.cluster.public_document()
+    published["clusterUUID"] = "c0c0c0c0-0000-4000-8000-0000000000c0"
+    remote.cluster.public_document = lambda: published  # type: ignore[method-assign]
+
+    done = typed("check", *CHECK_ARGS, "--state", str(green))
+
+    assert done.returncode == 1
+    private = next(text for text in done.stdout.splitlines() if "private:" in text)
+    assert private == (
+        "  ✗ private: HTTP 401: the remote refused the token's audience c0c0c0c0-0000-4000-8000-0000000000c0, the "
+        "clusterUUID of its own public document (the remote said: Authentication error: JWT is signed for wrong "
+        f"destination cluster. Expected: {REMOTE_UUID}, Got: c0c0c0c0-0000-4000-8000-0000000000c0); fix: fix the "
+        "remote: its public and private documents come from different clusters' exporters (is "
+        "spec.metadataEndpoint a load balancer in front of several clusters?), or its exporter's --cluster-uuid "
+        "differs from what it publishes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("said", "refused"),
+    [
+        ('{"error": "invalid_token", "reason": "unknown cluster: no IstioFederation here has fetched this '
+         "cluster's public metadata\"}", "unknown subject"),
+        ('{"error": "invalid_token", "reason": "wrong audience: the token is for another cluster"}', "wrong audience"),
+        ('{"error": "invalid_token", "reason": "bad signature"}', "another key"),
+        ('{"error": "invalid_token", "reason": "expired 40s ago"}', None),
+        ("Authentication error: JWT is signed for unknown source cluster", "unknown subject"),
+        ("Authentication error: JWT token expired", None),
+        ("Authentication error: JWT is signed for wrong scope", None),
+    ],
+    ids=["ours-unknown", "ours-audience", "ours-signature", "ours-expired", "deckhouse-unknown", "deckhouse-expired",
+         "deckhouse-scope"],
+)  # fmt: skip
+def test_what_a_401_refuses(said: str, refused: str | None) -> None:
+    from reconciler.check.local_identity import refusal
+
+    assert refusal(said) == refused
+
+
+def test_yaml_output(green: Path, remote: DeckhouseExporter) -> None:
+    write_state(green, settings_config_map())
+
+    done = typed("check", "--state", str(green), "-o", "yaml")
+
+    assert done.returncode == 0
+    document = yaml.safe_load(done.stdout)
+    assert document["ok"] is True
+    assert [c["name"] for c in document["federations"][0]["checks"]] == list(check.CHECKS)
+    assert done.stdout.startswith("federations:\n- name: cluster-b\n  checks:\n  - name: endpoint\n    ok: true\n")

@@ -95,3 +95,16 @@ def test_ready_names_the_first_problem() -> None:
     )
     fine = conditions.ready([conditions.public_succeeded(), conditions.private_succeeded()], imported=1)
     assert fine == Condition("Ready", "True", "Ready", "Federation is synced: 1 service imported.")
+
+
+def test_messages_are_cut_and_name_at_most_five_hosts() -> None:
+    hosts = [f"h{n}.cluster-b.local" for n in range(8)]
+    condition = conditions.synced(imported=0, skipped=hosts, denied=[])
+    assert condition.message == (
+        "Imported 0 services, skipped 8, denied 0. Refused: h0.cluster-b.local, h1.cluster-b.local, "
+        "h2.cluster-b.local, h3.cluster-b.local, h4.cluster-b.local and 3 more."
+    )
+    merged = conditions.merge(
+        [], [Condition(conditions.PRIVATE, "False", "NonOKResponse", "x\n" * 2000)], now="T", generation=None
+    )
+    assert merged[0]["message"] == "x?" * 512 + "..."

@@ -35,23 +35,44 @@ def test_demo_tells_the_reference_story(tmp_path: Path) -> None:
     assert (
         "the remote does not know this cluster yet: create the IstioFederation for this cluster in the remote" in output
     )
+    # kubectl apply, as the README shows it, and kubectl's real wording of a 422 with causes.
+    assert "kubectl create" not in output
+    assert "  $ kubectl apply -f cluster-b-federation.yaml\n  istiofederation.deckhouse.io/cluster-b created\n" in (
+        output
+    )
     assert (
-        'Error from server (Invalid): error when creating "bar-by-hand.yaml": admission webhook '
-        '"serviceentries.istio-federation.deckhouse.io" denied the request: ServiceEntry "bar-by-hand" is invalid: '
-        'spec.hosts[0]: Forbidden: host "bar.xyz.svc.cluster-b.local" is in trust domain "cluster-b.local", reserved '
-        'by IstioFederation "cluster-b": only ServiceEntries that federation manages may declare it; to reach the '
-        "remote service, export it in the remote cluster (label federation.istio.deckhouse.io/public-service) "
-        "instead\n"
+        "  $ kubectl apply -f bar-by-hand.yaml\n"
+        '  The ServiceEntry "bar-by-hand" is invalid: spec.hosts[0]: Forbidden: host "bar.xyz.svc.cluster-b.local" is '
+        'in trust domain "cluster-b.local", reserved by IstioFederation "cluster-b": only ServiceEntries that '
+        "federation manages may declare it; to reach the remote service, export it in the remote cluster (label "
+        "federation.istio.deckhouse.io/public-service) instead\n"
     ) in output
     assert (
-        'Error from server (Invalid): error when creating "cluster-b-again.yaml": admission webhook '
-        '"istiofederations.istio-federation.deckhouse.io" denied the request: IstioFederation "cluster-b-again" is '
-        'invalid: spec.trustDomain: Duplicate value: "cluster-b.local": already federated by IstioFederation '
-        '"cluster-b"'
+        "  $ kubectl apply -f cluster-b-again.yaml\n"
+        '  The IstioFederation "cluster-b-again" is invalid: spec.trustDomain: Duplicate value: "cluster-b.local": '
+        'already federated by IstioFederation "cluster-b"; each remote cluster needs exactly one IstioFederation: '
+        'edit "cluster-b" instead\n'
     ) in output
+    # Step 3: cluster-a's first refusal is announced as expected, never as a bare exit status.
+    assert "(reconciler of" not in output
+    assert "exited 1" not in output
+    assert (
+        "this first\n  refusal is expected, and is how mutual trust works; it clears once cluster-b has synced:\n"
+    ) in output
+    assert (
+        "    → not synced yet, as expected (exit 1): cluster-b has not fetched cluster-a's public metadata (and key) "
+        "yet\n"
+    ) in output
+    assert "    → every federation of cluster-b synced (exit 0)\n" in output
+    assert output.count("    → every federation of cluster-a synced (exit 0)\n") == 1
     entry = yaml.safe_load(
         (
-            workdir / "cluster-a" / "state" / "istio-federation" / "serviceentry" / "bar-xyz-svc-cluster-b-local.yaml"
+            workdir
+            / "cluster-a"
+            / "state"
+            / "istio-federation"
+            / "serviceentry"
+            / "bar-xyz-svc-cluster-b-local-9qv7cmchrxqdhvnv.yaml"
         ).read_text()
     )
     assert entry["spec"]["hosts"] == ["bar.xyz.svc.cluster-b.local"]

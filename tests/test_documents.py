@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from federation import documents, keys
+from federation import admission_review, documents, keys
 from federation.documents import IngressGateway, PrivateMetadata, PublicMetadata, PublicService, ServicePort
-from tests import deckhouse_shapes
+from tests import deckhouse_shapes, pki
 from tests.test_exporter_fixtures import CLUSTER_UUID, root_ca_pem
 
 
@@ -131,7 +132,7 @@ def test_a_document_that_is_not_an_object_is_named_by_its_json_type(document: ob
     with pytest.raises(documents.DocumentError) as raised:
         documents.parse_public(document)
     assert str(raised.value) == message
-    assert raised.value.errors[0].cause() == {
+    assert admission_review.status_cause(raised.value.errors[0]) == {
         "reason": "FieldValueInvalid",
         "message": message.removeprefix("invalid public metadata: "),
         "field": "",
@@ -142,3 +143,17 @@ def test_a_list_of_the_wrong_type_is_named_by_its_json_type() -> None:
     with pytest.raises(documents.DocumentError) as raised:
         documents.parse_private({"ingressGateways": {"address": "x"}, "publicServices": []})
     assert str(raised.value) == 'invalid private metadata: ingressGateways: Invalid value: "object": must be a list'
+
+
+def test_a_next_root_is_accepted_beside_todays_but_not_alone() -> None:
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    today = pki.certificate_pem("today", not_before=now - timedelta(days=1), not_after=now + timedelta(days=300))
+    # A few minutes ahead is clock skew between clusters, not a future root.
+    skewed = pki.certificate_pem("skewed", not_before=now + timedelta(minutes=3), not_after=now + timedelta(days=300))
+    upcoming = pki.certificate_pem("next", not_before=now + timedelta(days=30), not_after=now + timedelta(days=400))
+    assert documents.root_ca_problem(today + upcoming, now=now) is None
+    assert documents.root_ca_problem(skewed, now=now) is None
+    assert documents.root_ca_problem(upcoming, now=now) == (
+        "certificate CN=next is not valid before 2026-12-30T00:00:00Z and no certificate in rootCA is valid now: "
+        "the remote must publish the root CA it signs with today (beside its next one)"
+    )

@@ -190,7 +190,8 @@ def test_two_clusters_federate_through_the_kubernetes_api(tmp_path: Path) -> Non
         ]
         rule = a.double.get_object(resources.DESTINATION_RULE, NAMESPACE, name)
         assert rule is not None
-        assert rule["spec"] == {"host": HOST, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+        assert rule["spec"] == {"host": HOST, "exportTo": ["*"], "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+        assert entry["spec"]["exportTo"] == ["*"]
         assert b.double.objects(resources.SERVICE_ENTRY) == []
 
         mesh_a = a.double.get_object(resources.CONFIG_MAP, "istio-system", "istio")

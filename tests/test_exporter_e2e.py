@@ -20,8 +20,8 @@ import requests
 import trustme
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from exporter.cli import EXIT_USAGE
 from federation import keys, ownership, resources, tokens
+from federation.commandline import EXIT_USAGE
 from istio_federation import cli as launcher
 from tests import deckhouse_shapes
 from tests.kubeapi.server import KubeApiDouble

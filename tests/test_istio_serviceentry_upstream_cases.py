@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
-from federation.istio_serviceentry import validate_service_entry
+from federation.admission_review import AdmissionResponse
+from federation.fields import ValidationResult
+from federation.index import ObjectIndex
+from federation.istio.serviceentry import validate_service_entry
+from federation.validation import registry
+from federation.validation.attributes import Attributes, Context
 
 
 def port(number: int, protocol: str | None, name: str, target_port: int | None = None) -> dict[str, Any]:
@@ -531,10 +536,10 @@ def test_agrees_with_istio(case: Case) -> None:
         "metadata": {"name": "foo", "namespace": "bar"},
         "spec": case.spec,
     }
-    errors, warnings = validate_service_entry(obj, ip_autoallocate=False)
-    rendered = [error.render() for error in errors]
-    assert (not errors) == case.valid, rendered
-    assert bool(warnings) == case.warning, warnings
+    result = validate_service_entry(obj, ip_autoallocate=False)
+    rendered = [error.render() for error in result.errors]
+    assert (not result.errors) == case.valid, rendered
+    assert bool(result.warnings) == case.warning, result.warnings
 
 
 @pytest.mark.parametrize(
@@ -545,6 +550,54 @@ def test_agrees_with_istio(case: Case) -> None:
 def test_autoallocation_flag_never_applies_to_resolution_none(case: Case) -> None:
     """Istio never auto-allocates for resolution NONE, so these stay warnings even with the flag on."""
     obj = {"metadata": {"name": "foo", "namespace": "bar"}, "spec": case.spec}
-    assert validate_service_entry(obj, ip_autoallocate=True)[1]
+    assert validate_service_entry(obj, ip_autoallocate=True).warnings
     as_dns = {**case.spec, "resolution": "DNS"}
-    assert not validate_service_entry({"metadata": {"namespace": "bar"}, "spec": as_dns}, ip_autoallocate=True)[1]
+    assert not validate_service_entry({"metadata": {"namespace": "bar"}, "spec": as_dns}, ip_autoallocate=True).warnings
+
+
+def admit_with_webhook_defaults(spec: dict[str, Any]) -> AdmissionResponse:
+    """The webhook's answer with every setting at its default (as ``webhook serve`` starts without flags)."""
+    obj = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": "foo", "namespace": "bar"},
+        "spec": spec,
+    }
+    attributes = Attributes(
+        operation="CREATE",
+        group="networking.istio.io",
+        resource="serviceentries",
+        kind="ServiceEntry",
+        name="foo",
+        namespace="bar",
+        obj=obj,
+        old=None,
+        username="kubernetes-admin",
+    )
+    return registry.admit(attributes, Context(index=ObjectIndex(), local_trust_domain="cluster-a.local"))
+
+
+SILENT = [case for case in CASES if case.valid and not case.warning]
+
+
+@pytest.mark.parametrize("case", SILENT, ids=[case.name for case in SILENT])
+def test_what_istio_accepts_silently_is_accepted_silently_with_default_settings(case: Case) -> None:
+    """Issue 12: a default Istio 1.31 allocates IPs, and so do our defaults: no extra warning."""
+    obj = {"metadata": {"name": "foo", "namespace": "bar"}, "spec": case.spec}
+    assert validate_service_entry(obj) == ValidationResult()
+    assert admit_with_webhook_defaults(case.spec) == AdmissionResponse(allowed=True)
+
+
+TCP_WITHOUT_ADDRESSES = {
+    "hosts": ["db.example.com"],
+    "ports": [port(5432, "TCP", "tcp-db"), port(6379, None, "redis")],
+    "resolution": "DNS",
+}
+
+
+def test_tcp_ports_without_addresses_warn_only_when_autoallocation_is_off() -> None:
+    """Istio 1.31 allocates a VIP for this DNS entry by default, so it says nothing; with the flag off it warns."""
+    assert admit_with_webhook_defaults(TCP_WITHOUT_ADDRESSES) == AdmissionResponse(allowed=True)
+    obj = {"metadata": {"name": "foo", "namespace": "bar"}, "spec": TCP_WITHOUT_ADDRESSES}
+    warning = "addresses are required for ports serving TCP (or unset) protocol when IP Autoallocation is not enabled"
+    assert validate_service_entry(obj, ip_autoallocate=False).warnings == (warning, warning)  # one per port

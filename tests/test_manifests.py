@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+import importlib.metadata
 import os
+import re
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,17 @@ SCHEMA_VERSIONS = ("1.33", kubernetes_validate.latest_version())
 CUSTOM_KINDS = {"PrometheusRule", "PodMonitor"}
 
 Obj = dict[str, Any]
+
+# The image the manifests run: tagged with the package's version (pyproject.toml, via the installed
+# metadata), running as the numeric user and group of the Containerfile's USER line.
+VERSION = importlib.metadata.version("istio-federation")
+IMAGE = f"istio-federation:{VERSION}"
+EXAMPLE_OVERLAY = REPO / "docs" / "overlays" / "cluster-a"
+
+
+def image_user() -> tuple[int, int]:
+    (user,) = re.findall(r"^USER (\d+):(\d+)$", (REPO / "Containerfile").read_text(encoding="utf-8"), re.MULTILINE)
+    return int(user[0]), int(user[1])
 
 
 def kustomize(directory: Path) -> list[Obj]:
@@ -83,6 +98,8 @@ def test_the_base_holds_exactly_the_expected_objects(built: list[Obj]) -> None:
     expected += [("ValidatingWebhookConfiguration", "", "istio-federation")]
     expected += [("Role", "istio-system", "istio-federation-reconciler-mesh-config")]
     expected += [("RoleBinding", "istio-system", "istio-federation-reconciler-mesh-config")]
+    expected += [("Role", "default", "istio-federation-reconciler-events")]
+    expected += [("RoleBinding", "default", "istio-federation-reconciler-events")]
     expected += [("PodDisruptionBudget", NS, "istio-federation-webhook")]
     expected += [("Ingress", NS, "istio-federation-exporter")]
     for component in ("webhook", "exporter", "reconciler"):
@@ -310,19 +327,22 @@ def test_deployment_is_restricted_and_sized(built: list[Obj], component: str) ->
     deployment = find(built, "Deployment", name, NS)
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == name
+    uid, gid = image_user()
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (uid, gid)
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert selector == {"app.kubernetes.io/name": "istio-federation", "app.kubernetes.io/component": component}
     settings = find(built, "ConfigMap", "istio-federation-settings", NS)["data"]
     for container in pod["containers"]:
-        assert container["image"] == "istio-federation:0.1.0"
+        assert container["image"] == IMAGE
         security = container["securityContext"]
         assert security == {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
-            "runAsUser": 65532,
+            "runAsUser": uid,
+            "runAsGroup": gid,
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         }
@@ -332,6 +352,52 @@ def test_deployment_is_restricted_and_sized(built: list[Obj], component: str) ->
             ref = env["valueFrom"]["configMapKeyRef"]
             assert ref["name"] == "istio-federation-settings"
             assert ref["key"] in settings
+
+
+def test_writable_volumes_only_where_a_component_writes(built: list[Obj]) -> None:
+    """gunicorn (webhook, exporter) keeps its worker heartbeat files and shared metrics in /tmp; the
+    reconciler writes nothing to disk. Everything else is read-only (tests/image runs them so)."""
+    tmp = {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}
+    writable: dict[str, list[str]] = {}
+    for component in ("webhook", "exporter", "reconciler"):
+        pod = find(built, "Deployment", f"istio-federation-{component}", NS)["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+        mounts = container.get("volumeMounts", [])
+        assert {mount["name"] for mount in mounts} == set(volumes)
+        writable[component] = [mount["mountPath"] for mount in mounts if not mount.get("readOnly")]
+        for mount in mounts:
+            if not mount.get("readOnly"):
+                assert volumes[mount["name"]] == tmp
+    assert writable == {"webhook": ["/tmp"], "exporter": ["/tmp"], "reconciler": []}
+
+
+def test_image_tag_is_the_package_version_from_one_source() -> None:
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        pyproject_version = tomllib.load(handle)["project"]["version"]
+    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert kustomization["images"] == [{"name": "istio-federation", "newTag": VERSION}]
+    overlay = yaml.safe_load((EXAMPLE_OVERLAY / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert overlay["images"] == [
+        {"name": "istio-federation", "newName": "registry.example.com/istio-federation", "newTag": VERSION}
+    ]
+    assert pyproject_version == VERSION
+
+
+def test_example_overlay_changes_only_settings_ingress_host_and_image(built: list[Obj]) -> None:
+    objects = kustomize(EXAMPLE_OVERLAY)
+    host = "istio-metadata.cluster-a.example.com"
+    expected = copy.deepcopy(built)
+    for obj in expected:
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "istio-federation-settings":
+            obj["data"] = {"cluster-domain": "cluster-a.local", "cluster-uuid": "3f0c2a52-9d2e-4c1f-9a57-0d6f1c1b8e21"}
+        if obj["kind"] == "Ingress":
+            obj["spec"]["rules"][0]["host"] = host
+            obj["spec"]["tls"][0]["hosts"] = [host]
+        if obj["kind"] == "Deployment":
+            for container in obj["spec"]["template"]["spec"]["containers"]:
+                container["image"] = f"registry.example.com/istio-federation:{VERSION}"
+    assert objects == expected
 
 
 def test_image_is_overridable_with_kustomize_images(tmp_path: Path) -> None:
@@ -351,43 +417,48 @@ def test_image_is_overridable_with_kustomize_images(tmp_path: Path) -> None:
 
 # -- RBAC ----------------------------------------------------------------------------------------
 
-READ = ["get", "list", "watch"]
+WATCH = ["list", "watch"]  # what a component that only reads through its watch cache needs
 
 
 def test_webhook_rbac_is_read_only(built: list[Obj]) -> None:
     assert rules(built, "ClusterRole", "istio-federation-webhook") == [
-        {"apiGroups": ["deckhouse.io"], "resources": ["istiofederations"], "verbs": READ},
-        {"apiGroups": ["networking.istio.io"], "resources": ["serviceentries"], "verbs": READ},
+        {"apiGroups": ["deckhouse.io"], "resources": ["istiofederations"], "verbs": WATCH},
+        {"apiGroups": ["networking.istio.io"], "resources": ["serviceentries"], "verbs": WATCH},
     ]
 
 
 def test_exporter_rbac(built: list[Obj]) -> None:
     assert rules(built, "ClusterRole", "istio-federation-exporter") == [
-        {"apiGroups": [""], "resources": ["services", "pods", "nodes"], "verbs": READ},
-        {"apiGroups": ["deckhouse.io"], "resources": ["istiofederations"], "verbs": READ},
+        {"apiGroups": [""], "resources": ["services", "pods", "nodes"], "verbs": WATCH},
+        {"apiGroups": ["deckhouse.io"], "resources": ["istiofederations"], "verbs": WATCH},
     ]
     assert rules(built, "Role", "istio-federation-exporter", NS) == [
-        {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": READ},
+        {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": WATCH},
     ]
 
 
 def test_reconciler_rbac(built: list[Obj]) -> None:
     assert rules(built, "ClusterRole", "istio-federation-reconciler") == [
-        {"apiGroups": ["deckhouse.io"], "resources": ["istiofederations"], "verbs": READ},
-        {"apiGroups": ["deckhouse.io"], "resources": ["istiofederations/status"], "verbs": ["get", "patch", "update"]},
-        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["deckhouse.io"], "resources": ["istiofederations"], "verbs": WATCH},
+        {"apiGroups": ["deckhouse.io"], "resources": ["istiofederations/status"], "verbs": ["patch"]},
+    ]
+    # Events about the cluster-scoped IstioFederation: only in `default`, as the apiserver requires.
+    assert rules(built, "Role", "istio-federation-reconciler-events", "default") == [
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
     assert rules(built, "Role", "istio-federation-reconciler", NS) == [
         {
             "apiGroups": ["networking.istio.io"],
             "resources": ["serviceentries", "destinationrules"],
-            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+            "verbs": ["get", "list", "watch", "create", "update", "delete"],
         },
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "create"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
         {
-            "apiGroups": ["coordination.k8s.io"],
-            "resources": ["leases"],
-            "verbs": ["get", "list", "watch", "create", "update"],
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["istio-federation-settings"],
+            "verbs": ["get"],
         },
     ]
     assert rules(built, "Role", "istio-federation-reconciler-mesh-config", "istio-system") == [
@@ -395,7 +466,7 @@ def test_reconciler_rbac(built: list[Obj]) -> None:
             "apiGroups": [""],
             "resources": ["configmaps"],
             "resourceNames": ["istio"],
-            "verbs": ["get", "list", "watch", "update", "patch"],
+            "verbs": ["get", "list", "watch", "update"],
         },
     ]
 
@@ -411,13 +482,13 @@ def test_no_wildcards_anywhere_in_rbac(built: list[Obj]) -> None:
 
 def test_bindings_grant_each_role_to_its_own_service_account(built: list[Obj]) -> None:
     bindings = [o for o in built if o["kind"] in {"RoleBinding", "ClusterRoleBinding"}]
-    assert len(bindings) == 6
+    assert len(bindings) == 7
     for binding in bindings:
         ref = binding["roleRef"]
         role_kind = "ClusterRole" if binding["kind"] == "ClusterRoleBinding" else "Role"
         assert ref == {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": binding["metadata"]["name"]}
         find(built, role_kind, ref["name"], binding["metadata"].get("namespace"))
-        component = ref["name"].removeprefix("istio-federation-").removesuffix("-mesh-config")
+        component = ref["name"].removeprefix("istio-federation-").removesuffix("-mesh-config").removesuffix("-events")
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": f"istio-federation-{component}", "namespace": NS}
         ]
@@ -450,6 +521,11 @@ def test_prometheus_rule_alerts_per_federation(with_component: list[Obj]) -> Non
             "IstioFederationStale",
             "max by (federation) (time() - istio_federation_last_success_timestamp_seconds) > 600",
             "5m",
+        ),
+        (
+            "IstioFederationSyncCrashed",
+            "max by (federation, stage) (increase(istio_federation_sync_errors_total[15m])) > 0",
+            "1m",
         ),
     ]
     for alert in group["rules"]:

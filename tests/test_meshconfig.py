@@ -87,3 +87,47 @@ def test_rotation_overlap() -> None:
 def test_same_pem_ignores_layout() -> None:
     assert meshconfig.same_pem("A\r\nB\n", "A\nB")
     assert meshconfig.rotate([TrustedCA("A\nB\n", "t")], "A\nB", NOW, timedelta(0)) == [TrustedCA("A\nB\n", "t")]
+
+
+def test_a_remote_rotating_at_every_sync_keeps_at_most_three_retired_roots() -> None:
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    trusted: list[TrustedCA] = []
+    for minute in range(100):  # a new root every minute, well within the 24 h overlap
+        trusted = meshconfig.rotate(trusted, f"ROOT-{minute}", start + timedelta(minutes=minute), timedelta(hours=24))
+
+    assert [entry.pem for entry in trusted] == ["ROOT-99", "ROOT-98", "ROOT-97", "ROOT-96"]
+    assert [entry.retired_at is None for entry in trusted] == [True, False, False, False]
+
+
+def _config_map(mesh: str, domains: str) -> dict[str, object]:
+    return {
+        "metadata": {
+            "name": "istio",
+            "namespace": "istio-system",
+            "annotations": {meshconfig.MANAGED_DOMAINS_ANNOTATION: domains},
+        },
+        "data": {"mesh": mesh},
+    }
+
+
+def test_a_root_stays_while_a_managed_service_entry_still_routes_into_its_domain() -> None:
+    mesh = meshconfig.merge_mesh(MESH, {"cluster-b.local": ["B"], "cluster-c.local": ["C"]}, ())
+    current = _config_map(mesh, "cluster-b.local,cluster-c.local")
+    # cluster-b's federation is gone but one of its ServiceEntries is not (its delete failed).
+    kept = meshconfig.still_routed(current, {"cluster-c.local": ["C"]}, ["bar.xyz.svc.cluster-b.local"])
+    assert kept == {"cluster-c.local": ["C"], "cluster-b.local": ["B"]}
+    # Once nothing routes there, the root goes.
+    assert meshconfig.still_routed(current, {"cluster-c.local": ["C"]}, []) == {"cluster-c.local": ["C"]}
+    # A host merely ending in the same letters is not in the domain.
+    assert meshconfig.still_routed(current, {"cluster-c.local": ["C"]}, ["bar.east-cluster-b.local"]) == {
+        "cluster-c.local": ["C"]
+    }
+
+
+def test_still_routed_never_adds_a_domain_we_did_not_write() -> None:
+    # partner.example is the admin's own entry: not ours to keep or drop.
+    current = _config_map(MESH, "")
+    assert meshconfig.still_routed(current, {}, ["svc.partner.example"]) == {}
+    assert meshconfig.still_routed(None, {"cluster-b.local": ["B"]}, ["x.cluster-b.local"]) == {
+        "cluster-b.local": ["B"]
+    }

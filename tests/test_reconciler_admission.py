@@ -28,7 +28,8 @@ from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME
 from objectstore import kube
 from objectstore.admission import WebhookAdmission
 from objectstore.statedir import StateDirStore
-from reconciler.cli import watches
+from reconciler.events import CLUSTER_SCOPED_EVENT_NAMESPACE
+from reconciler.options import watches
 from tests.deckhouse_fixture import DeckhouseExporter
 from tests.kubeapi.server import KubeApiDouble
 from tests.support import REPO_ROOT, ServerProcess, free_port, wait_until
@@ -47,7 +48,7 @@ from tests.test_reconciler_support import (
 pytestmark = pytest.mark.slow
 
 BAZ_HOST = "baz.xyz.svc.cluster-b.local"
-BAZ_NAME = "baz-xyz-svc-cluster-b-local"
+BAZ_NAME = "baz-xyz-svc-cluster-b-local-72k7zq8t8pld7bbt"
 WEBHOOK_SERVICE = ("istio-federation", "istio-federation-webhook")
 SE_WEBHOOK = "serviceentries.istio-federation.deckhouse.io"
 
@@ -143,7 +144,10 @@ def kube_world(
         kube_api.write_kubeconfig(reconciler_config, DEFAULT_RECONCILER_USERNAME)
         store = kube.KubernetesStore(
             kube.connect(str(reconciler_config), False),
-            [*watches(NAMESPACE, MESH_NAMESPACE, mesh_trust=True), Watch(resources.EVENT, NAMESPACE)],
+            [
+                *watches(NAMESPACE, MESH_NAMESPACE, mesh_trust=True),
+                Watch(resources.EVENT, CLUSTER_SCOPED_EVENT_NAMESPACE),
+            ],
         )
         store.start()
         try:

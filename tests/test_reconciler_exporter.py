@@ -8,10 +8,11 @@ which A's reconciler generated and persisted in its own state on first use.
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import trustme
 from federation import conditions, keys, resources
 from objectstore.statedir import StateDirStore
 from reconciler import identity
-from reconciler.sync import UNKNOWN_CLUSTER_HINT
+from reconciler.observation import CLOCK_SKEW_HINT, UNKNOWN_CLUSTER_HINT
 from tests.support import ServerProcess, free_port
 from tests.test_exporter_fixtures import configmap, keypair_secret, root_ca_configmap, service
 from tests.test_reconciler_support import (
@@ -147,10 +148,14 @@ def test_seed_case_against_our_exporter_then_zero_writes(world: World) -> None:
 
 def test_removed_service_and_gateway_change_through_our_exporter(world: World) -> None:
     write_state(world.b_dir, service("foo", "xyz", ports=[{"name": "tcp-db", "port": 5432}]))
-    sync_until(world, lambda: world.a.service_entry("foo-xyz-svc-cluster-b-local") is not None, "foo imported")
+    sync_until(
+        world, lambda: world.a.service_entry("foo-xyz-svc-cluster-b-local-x474j4qb5ct4ndsk") is not None, "foo imported"
+    )
 
     (world.b_dir / "xyz" / "service" / "foo.yaml").unlink()
-    sync_until(world, lambda: world.a.service_entry("foo-xyz-svc-cluster-b-local") is None, "foo removed")
+    sync_until(
+        world, lambda: world.a.service_entry("foo-xyz-svc-cluster-b-local-x474j4qb5ct4ndsk") is None, "foo removed"
+    )
     assert world.a.owned_names() == [SEED_NAME]
 
     write_state(world.b_dir, advertise(("gw.cluster-b.example.com", 443)))
@@ -178,6 +183,24 @@ def test_our_exporter_refuses_an_unknown_cluster_with_the_hint(world: World) -> 
     message = world.a.condition(conditions.PRIVATE)["message"]
     assert message.startswith(f"HTTP status 401 when fetching private metadata: {UNKNOWN_CLUSTER_HINT}")
     assert world.a.owned_names() == [SEED_NAME]  # a refused fetch is not a complete view: nothing is deleted
+
+
+def test_a_clock_ahead_of_the_remotes_is_quoted_with_the_offset_the_remote_measured(world: World) -> None:
+    # Our clock runs ten minutes ahead: the token's nbf is beyond the remote's leeway (300 s).
+    world.a.clock.now = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
+
+    assert not world.a.sync().ok
+
+    message = world.a.condition(conditions.PRIVATE)["message"]
+    measured = re.search(r"clock is (\d+) s ahead", message)
+    assert measured is not None, message
+    offset = int(measured.group(1))
+    assert 590 <= offset <= 600  # the remote measures against its own clock, a moment later
+    assert message == (
+        f"HTTP status 401 when fetching private metadata: {CLOCK_SKEW_HINT}: this cluster's clock is {offset} s "
+        f"ahead of the remote's (measured by the remote) (the remote said: not yet valid: nbf is {offset} s ahead "
+        "of this cluster's clock (leeway 300 s): clock skew suspected; synchronize the clocks (NTP))"
+    )
 
 
 def test_exporter_down_keeps_objects_and_turns_stale(world: World) -> None:

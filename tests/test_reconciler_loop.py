@@ -25,6 +25,7 @@ from tests.test_reconciler_support import (
     LOCAL_DOMAIN,
     LOCAL_UUID,
     NAMESPACE,
+    SEED_HOST,
     SEED_NAME,
     Clock,
     Harness,
@@ -206,6 +207,20 @@ def test_dry_run_prints_a_json_plan_and_writes_nothing(
     assert after == before
 
 
+def test_every_log_line_of_a_dry_run_says_so(
+    tmp_path: Path, remote: DeckhouseExporter, server_ca: trustme.CA, keypair: Keypair
+) -> None:
+    _prepare(tmp_path, remote, server_ca, keypair)
+
+    result = _cli(*BASE, "--state", str(tmp_path), "--dry-run")
+
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(": ", 1)[1] for line in result.stderr.splitlines() if " reconciler." in line]
+    assert f"dry run: created ServiceEntry {NAMESPACE}/{SEED_NAME} federation=cluster-b host={SEED_HOST}" in lines
+    assert "dry run: 6 writes not sent, 2 of them Events" in lines
+    assert all(line.startswith("dry run: ") for line in lines), lines
+
+
 def test_sigterm_finishes_and_exits_0(
     tmp_path: Path, remote: DeckhouseExporter, server_ca: trustme.CA, keypair: Keypair
 ) -> None:
@@ -216,9 +231,13 @@ def test_sigterm_finishes_and_exits_0(
     with ServerProcess(args, log_path=tmp_path.parent / f"{tmp_path.name}-reconciler.log") as process:
         process.wait_http(f"http://127.0.0.1:{port}/healthz")
         assert wait_until((tmp_path / NAMESPACE / "serviceentry" / f"{SEED_NAME}.yaml").is_file, timeout=20)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            metrics = response.read().decode()
-        assert 'istio_federation_imported_services{federation="cluster-b"} 1.0' in metrics
+
+        def metrics() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                return str(response.read().decode())
+
+        # The objects are written before the sync records its metrics (and flushes its batch).
+        assert wait_until(lambda: 'istio_federation_imported_services{federation="cluster-b"} 1.0' in metrics())
         assert process.process is not None
         process.process.send_signal(signal.SIGTERM)
         code = process.process.wait(timeout=20)

@@ -20,11 +20,13 @@ from federation.keys import Keypair
 from federation.resources import KubeObject
 from federation.store import ObjectStore
 from objectstore.statedir import StateDirStore, dump
-from reconciler.events import EventRecorder
+from reconciler.dryrun import DryRunStore
+from reconciler.events import CLUSTER_SCOPED_EVENT_NAMESPACE, EventRecorder
 from reconciler.fetch import Fetcher, Limits
-from reconciler.loop import LoopSettings, Reconciler
+from reconciler.loop import LoopSettings, Reconciler, RunReport
 from reconciler.meshtrust import MeshTrust
 from reconciler.metrics import ReconcilerMetrics
+from reconciler.observation import LocalCluster
 from reconciler.retry import Retry
 from reconciler.sync import Syncer, SyncSettings
 from tests.deckhouse_fixture import DeckhouseCluster, DeckhouseExporter
@@ -35,7 +37,7 @@ REMOTE_DOMAIN = "cluster-b.local"
 NAMESPACE = "istio-federation"
 MESH_NAMESPACE = "istio-system"
 SEED_HOST = "bar.xyz.svc.cluster-b.local"
-SEED_NAME = "bar-xyz-svc-cluster-b-local"
+SEED_NAME = "bar-xyz-svc-cluster-b-local-9qv7cmchrxqdhvnv"
 ORIGINAL_MESH = """\
 # Istio's own settings: the reconciler must keep every one of them.
 defaultConfig:
@@ -111,7 +113,11 @@ def open_state(root: Path, **kwargs: Any) -> StateDirStore:
 
 
 class Harness:
-    """One local cluster (a store) with a syncer, mesh trust and a loop, around a fake clock."""
+    """One local cluster (a store) with a syncer, mesh trust and a loop, around a fake clock.
+
+    ``sync(dry_run=True)`` runs a second, fresh set of the same parts on a ``DryRunStore`` around
+    the store, as ``reconciler run --dry-run`` does; ``last_dry_run`` is that store afterwards.
+    """
 
     def __init__(
         self,
@@ -126,6 +132,7 @@ class Harness:
         mesh_create: bool = True,
         interval: float = 60.0,
         concurrency: int = 4,
+        local: LocalCluster | None = None,
     ) -> None:
         self.store = store
         self.clock = clock or Clock()
@@ -133,38 +140,55 @@ class Harness:
         self.metrics = ReconcilerMetrics()
         self.retry = Retry(stop=self.stop, base_delay=0.01, max_delay=0.05)
         self.settings = SyncSettings(
-            cluster_uuid=LOCAL_UUID,
-            local_trust_domain=LOCAL_DOMAIN,
+            local=local or LocalCluster(LOCAL_UUID, LOCAL_DOMAIN),
             namespace=NAMESPACE,
             stale_after=stale_after,
             expire_after=expire_after,
             ca_overlap=ca_overlap,
         )
-        self.syncer = Syncer(
+        self.keypair = keypair
+        self.fetcher = Fetcher(limits or Limits(connect_timeout=2.0, total_timeout=5.0))
+        self.mesh_create = mesh_create
+        self.loop_settings = LoopSettings(interval=interval, concurrency=concurrency, tick=0.05)
+        self.reconciler = self._reconciler(store, self.metrics)
+        self.syncer = self.reconciler.syncer
+        assert self.reconciler.mesh_trust is not None
+        self.mesh = self.reconciler.mesh_trust
+        self.last_dry_run: DryRunStore | None = None
+
+    def _reconciler(self, store: ObjectStore, metrics: ReconcilerMetrics) -> Reconciler:
+        syncer = Syncer(
             store,
             self.settings,
-            keypair,
-            fetcher=Fetcher(limits or Limits(connect_timeout=2.0, total_timeout=5.0)),
+            self.keypair,
+            fetcher=self.fetcher,
             retry=self.retry,
-            metrics=self.metrics,
+            metrics=metrics,
             events_recorder=EventRecorder(store, NAMESPACE, clock=self.clock),
             clock=self.clock,
         )
-        self.mesh = MeshTrust(
-            store, self.retry, namespace=MESH_NAMESPACE, local_trust_domain=LOCAL_DOMAIN, create_if_absent=mesh_create
-        )
-        self.reconciler = Reconciler(
+        mesh = MeshTrust(
             store,
-            self.syncer,
-            mesh_trust=self.mesh,
-            settings=LoopSettings(interval=interval, concurrency=concurrency, tick=0.05),
+            self.retry,
+            namespace=MESH_NAMESPACE,
+            local_trust_domain=LOCAL_DOMAIN,
+            create_if_absent=self.mesh_create,
+        )
+        return Reconciler(
+            store,
+            syncer,
+            mesh_trust=mesh,
+            settings=self.loop_settings,
             stop=self.stop,
-            metrics=self.metrics,
+            metrics=metrics,
             retry=self.retry,
         )
 
-    def sync(self, *, dry_run: bool = False) -> Any:
-        return self.reconciler.sync_once(dry_run=dry_run)
+    def sync(self, *, dry_run: bool = False) -> RunReport:
+        if not dry_run:
+            return self.reconciler.sync_once()
+        self.last_dry_run = DryRunStore(self.store)
+        return self._reconciler(self.last_dry_run, ReconcilerMetrics()).sync_once()
 
     def federation(self, name: str = "cluster-b") -> KubeObject:
         found = self.store.read(resources.ISTIO_FEDERATION, "", name)
@@ -192,7 +216,7 @@ class Harness:
         return [resources.name_of(o) for o in self.store.list(kind, NAMESPACE, ownership.selector("cluster-b"))]
 
     def events(self, reason: str | None = None) -> list[KubeObject]:
-        found = self.store.list(resources.EVENT, NAMESPACE)
+        found = self.store.list(resources.EVENT, CLUSTER_SCOPED_EVENT_NAMESPACE)
         return [e for e in found if reason is None or e.get("reason") == reason]
 
     def mesh_text(self) -> str:

@@ -17,10 +17,11 @@ import yaml
 
 from federation import conditions, ownership, resources, tokens
 from federation.keys import Keypair
+from federation.store import Rejected
 from objectstore.statedir import StateDirStore
 from reconciler import plan
 from reconciler.fetch import Limits
-from reconciler.sync import CLOCK_SKEW_HINT, UNKNOWN_CLUSTER_HINT
+from reconciler.observation import CLOCK_SKEW_HINT, UNKNOWN_CLUSTER_HINT
 from tests.deckhouse_fixture import DeckhouseExporter
 from tests.test_reconciler_support import (
     LOCAL_UUID,
@@ -71,6 +72,7 @@ def test_seed_service_becomes_service_entry_with_both_gateways(harness: Harness,
     }
     assert entry["spec"] == {
         "hosts": [SEED_HOST],
+        "exportTo": ["*"],
         "location": "MESH_INTERNAL",
         "ports": [{"name": "http", "number": 8080, "protocol": "HTTP"}],
         "resolution": "STATIC",
@@ -81,7 +83,7 @@ def test_seed_service_becomes_service_entry_with_both_gateways(harness: Harness,
     }
     rule = harness.destination_rule()
     assert rule is not None
-    assert rule["spec"] == {"host": SEED_HOST, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
+    assert rule["spec"] == {"host": SEED_HOST, "exportTo": ["*"], "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}
     status = harness.status()
     assert status["metadataCache"]["public"] == remote.cluster.public_document()
     assert status["metadataCache"]["private"] == {
@@ -134,13 +136,13 @@ def test_second_sync_writes_nothing(harness: Harness) -> None:
 def test_removed_remote_service_is_garbage_collected(harness: Harness, remote: DeckhouseExporter) -> None:
     remote.cluster.services.append({"hostname": "foo.xyz.svc.cluster-b.local", "ports": [{"name": "tcp", "port": 9}]})
     harness.sync()
-    assert harness.owned_names() == [SEED_NAME, "foo-xyz-svc-cluster-b-local"]
+    assert harness.owned_names() == [SEED_NAME, "foo-xyz-svc-cluster-b-local-x474j4qb5ct4ndsk"]
 
     remote.cluster.services.pop()
     harness.sync()
 
     assert harness.owned_names() == [SEED_NAME]
-    assert harness.destination_rule("foo-xyz-svc-cluster-b-local") is None
+    assert harness.destination_rule("foo-xyz-svc-cluster-b-local-x474j4qb5ct4ndsk") is None
     assert harness.status()["importedServices"] == 1
 
 
@@ -281,14 +283,37 @@ def test_unknown_cluster_401_says_what_to_do(tmp_path: Path, server_ca: trustme.
 def test_invalid_private_document_never_replaces_good_data(harness: Harness, remote: DeckhouseExporter) -> None:
     harness.sync()
     good = harness.status()["metadataCache"]["private"]
+    remote.cluster.services = {"not": "a list"}  # type: ignore[assignment]
+
+    harness.sync()
+
+    assert harness.status()["metadataCache"]["private"] == good
+    private = harness.condition(conditions.PRIVATE)
+    assert (private["reason"], private["message"]) == (
+        "InvalidPrivateMetadata",
+        'invalid private metadata: publicServices: Invalid value: "object": must be a list',
+    )
+    assert harness.owned_names() == [SEED_NAME]
+
+
+def test_a_document_whose_only_gateway_is_unusable_keeps_the_objects(
+    harness: Harness, remote: DeckhouseExporter
+) -> None:
+    harness.sync()
+    good = harness.status()["metadataCache"]["private"]
     remote.cluster.gateways = [{"address": "not an address!", "port": 70000}]
 
     harness.sync()
 
     assert harness.status()["metadataCache"]["private"] == good
     private = harness.condition(conditions.PRIVATE)
-    assert private["reason"] == "InvalidPrivateMetadata"
-    assert 'ingressGateways[0].address: Invalid value: "not an address!"' in private["message"]
+    assert (private["reason"], private["message"]) == (
+        "NoIngressGateways",
+        "every ingress gateway the remote publishes is refused: 1 gateway skipped (1 InvalidAddress): not an "
+        'address!: ingressGateways[0].address: Invalid value: "not an address!": must be an IP address or a DNS '
+        "name; ingressGateways[0].port: Invalid value: 70000: must be from 1 to 65535; the last known objects are "
+        "kept until it publishes a usable one",
+    )
     assert harness.owned_names() == [SEED_NAME]
 
 
@@ -386,6 +411,34 @@ def test_deleted_federation_objects_and_trust_are_removed(harness: Harness, tmp_
     assert harness.service_entry() is None
     assert harness.federation_pems() == []
     assert len(harness.mesh_entries()) == 1  # the admin's entry stays
+
+
+def test_a_deleted_federations_root_stays_trusted_until_its_objects_are_gone(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.sync()
+    trusted = harness.federation_pems()
+    assert trusted
+    (tmp_path / "_cluster" / "istiofederation" / "cluster-b.yaml").unlink()
+    reload(harness)
+    real_delete = harness.store.delete
+
+    def refuse_service_entries(resource: resources.Resource, namespace: str, name: str) -> None:
+        if resource.kind == "ServiceEntry":
+            raise Rejected("admission webhook refused the delete", code=403)
+        real_delete(resource, namespace, name)
+
+    monkeypatch.setattr(harness.store, "delete", refuse_service_entries)
+    harness.sync()
+    # The ServiceEntry still routes to cluster-b: its root must still be trusted, or that traffic
+    # would fail mTLS instead of being cleaned up.
+    assert harness.service_entry() is not None
+    assert harness.federation_pems() == trusted
+
+    monkeypatch.setattr(harness.store, "delete", real_delete)
+    harness.sync()
+    assert harness.service_entry() is None
+    assert harness.federation_pems() == []
 
 
 def test_federation_with_own_trust_domain_is_a_configuration_error(

@@ -13,7 +13,7 @@ import yaml
 
 from federation import ownership, resources
 from federation.store import Conflict, NotFound, Rejected, Watch
-from objectstore.statedir import AdmissionOutcome, StateDirStore, StateError
+from objectstore.statedir import StateDirStore, StateError, WriteVerdict
 from tests.reviews import federation, service_entry
 from tests.support import wait_until
 
@@ -227,11 +227,11 @@ class DenyManaged:
         obj: dict[str, Any] | None,
         old: dict[str, Any] | None,
         username: str,
-    ) -> AdmissionOutcome:
+    ) -> WriteVerdict:
         subject = obj or old or {}
         if resources.name_of(subject) == "denied":
-            return AdmissionOutcome(allowed=False, message='admission webhook "x" denied the request: no', code=422)
-        return AdmissionOutcome(allowed=True, warnings=(f"{operation} by {username}",))
+            return WriteVerdict(allowed=False, message='admission webhook "x" denied the request: no', code=422)
+        return WriteVerdict(allowed=True, warnings=(f"{operation} by {username}",))
 
 
 def test_writes_go_through_admission(tmp_path: Path) -> None:

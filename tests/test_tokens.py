@@ -123,13 +123,33 @@ REJECTIONS = [
     Case("wrong key", _dh(STRANGER), "bad signature", "bad_signature"),
     Case("another known cluster signs as this one", _dh(OTHER), "bad signature", "bad_signature"),
     Case("payload swapped under a genuine signature", _swap_payload, "bad signature", "bad_signature"),
-    Case("expired", _dh(nbf=NOW - 120, exp=NOW - 60), "expired", "expired"),
-    Case("exp equal to now", _dh(nbf=NOW - 60, exp=NOW), "expired", "expired"),
+    Case(
+        "expired",
+        _dh(nbf=NOW - 120, exp=NOW - 60),
+        "expired 60 s ago by this cluster's clock, with nbf 120 s ago: clock skew suspected, the caller's clock "
+        "seems 120 s behind; synchronize the clocks (NTP)",
+        "expired",
+    ),
+    Case(
+        "exp equal to now",
+        _dh(nbf=NOW - 60, exp=NOW),
+        "expired 0 s ago by this cluster's clock, with nbf 60 s ago: clock skew suspected, the caller's clock "
+        "seems 60 s behind; synchronize the clocks (NTP)",
+        "expired",
+    ),
+    Case("expired more than a day ago", _dh(nbf=NOW - 90_000, exp=NOW - 89_940), "expired", "expired"),
     Case("exp missing", _dh(exp=None), "exp is missing", "malformed"),
     Case("exp a string", _dh(exp="later"), "exp is missing", "malformed"),
     Case(
         "nbf in the future beyond the leeway",
         _dh(nbf=NOW + 31, exp=NOW + 90),
+        "not yet valid: nbf is 31 s ahead of this cluster's clock (leeway 30 s): clock skew suspected; synchronize "
+        "the clocks (NTP)",
+        "not_yet_valid",
+    ),
+    Case(
+        "nbf more than a day ahead",
+        _dh(nbf=NOW + 90_000, exp=NOW + 90_060),
         "not yet valid (nbf is in the future)",
         "not_yet_valid",
     ),
@@ -208,14 +228,18 @@ def test_nbf_within_the_leeway_is_forgiven_and_the_leeway_is_configurable() -> N
     assert verify(token).subject == REMOTE_UUID
     with pytest.raises(tokens.TokenRejected) as raised:
         verify(token, leeway=5)
-    assert raised.value.reason == "not yet valid (nbf is in the future)"
+    assert raised.value.reason == (
+        "not yet valid: nbf is 20 s ahead of this cluster's clock (leeway 5 s): clock skew suspected; synchronize "
+        "the clocks (NTP)"
+    )
 
 
 def test_exp_gets_no_leeway() -> None:
     token = deckhouse_token(REMOTE, sub=REMOTE_UUID, aud=CLUSTER_UUID, now=NOW - 61)
     with pytest.raises(tokens.TokenRejected) as raised:
         verify(token, leeway=300)
-    assert raised.value.reason == "expired"
+    assert raised.value.code == "expired"
+    assert raised.value.reason.startswith("expired 1 s ago by this cluster's clock")
 
 
 def test_ten_minutes_exactly_is_allowed() -> None:

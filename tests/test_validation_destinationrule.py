@@ -6,13 +6,14 @@ import copy
 from typing import Any
 
 from federation import ownership
+from federation.admission_review import AdmissionResponse
 from federation.index import ObjectIndex
 from federation.validation import registry
 from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME, Attributes, Context
 from tests.reviews import federation
 
 HOST = "bar.xyz.svc.cluster-b.local"
-NAME = "bar-xyz-svc-cluster-b-local"
+NAME = "bar-xyz-svc-cluster-b-local-9qv7cmchrxqdhvnv"
 LABEL_PATH = "metadata.labels[federation.istio.deckhouse.io/federation]"
 
 
@@ -30,7 +31,7 @@ def managed_rule(**changes: Any) -> dict[str, Any]:
 
 
 def admit(obj: dict[str, Any] | None, *, operation: str = "CREATE", old: dict[str, Any] | None = None,
-          username: str = "kubernetes-admin") -> registry.Decision:  # fmt: skip
+          username: str = "kubernetes-admin") -> AdmissionResponse:  # fmt: skip
     subject = obj if obj is not None else old
     assert subject is not None
     index = ObjectIndex()
@@ -50,7 +51,7 @@ def admit(obj: dict[str, Any] | None, *, operation: str = "CREATE", old: dict[st
 
 
 def test_unmanaged_rules_are_not_this_webhooks_business() -> None:
-    assert admit(rule(name="anything", host="reviews.default.svc.cluster-a.local")) == registry.Decision(allowed=True)
+    assert admit(rule(name="anything", host="reviews.default.svc.cluster-a.local")) == AdmissionResponse(allowed=True)
 
 
 def test_the_reconciler_writes_managed_rules() -> None:
@@ -87,5 +88,5 @@ def test_the_reconciler_keeps_to_the_naming_and_domain_rules() -> None:
     assert decision.message == (
         'DestinationRule "bar" is invalid: [spec.host: Invalid value: "bar.xyz.svc.cluster-c.local": must be under '
         'trust domain "cluster-b.local" of IstioFederation "cluster-b", metadata.name: Invalid value: "bar": a '
-        'managed DestinationRule must be named after its host: expected "bar-xyz-svc-cluster-c-local"]'
+        'managed DestinationRule must be named after its host: expected "bar-xyz-svc-cluster-c-local-hp2cmvqn7qp4fhqv"]'
     )

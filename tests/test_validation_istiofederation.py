@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from federation import ownership
+from federation.admission_review import AdmissionResponse
 from federation.index import ObjectIndex
 from federation.validation import registry
 from federation.validation.attributes import Attributes, Context
@@ -45,7 +47,7 @@ def admit(
     operation: str = "CREATE",
     old: dict[str, Any] | None = None,
     index: ObjectIndex | None = None,
-) -> registry.Decision:
+) -> AdmissionResponse:
     subject = obj if obj is not None else old
     assert subject is not None
     attributes = Attributes(
@@ -76,7 +78,7 @@ def with_spec(**changes: Any) -> Callable[[dict[str, Any]], None]:
 
 def test_valid_fixture_is_allowed_without_warnings() -> None:
     decision = admit(federation())
-    assert decision == registry.Decision(allowed=True, warnings=[])
+    assert decision == AdmissionResponse(allowed=True, warnings=())
 
 
 LABEL_RULE = (
@@ -302,7 +304,7 @@ def test_all_problems_are_reported_at_once_with_causes() -> None:
 def test_allowed_with_warnings(metadata: dict[str, Any], warnings: list[str]) -> None:
     decision = admit(federation(metadata=metadata))
     assert decision.allowed
-    assert decision.warnings == warnings
+    assert decision.warnings == tuple(warnings)
     assert all(len(w) <= 120 and w.isprintable() for w in decision.warnings)
 
 
@@ -345,13 +347,103 @@ def test_delete_is_allowed_and_warns_with_the_number_of_owned_service_entries() 
             },
         )
     decision = admit(None, operation="DELETE", old=old, index=index)
-    assert decision == registry.Decision(
+    assert decision == AdmissionResponse(
         allowed=True,
-        warnings=[
-            "IstioFederation cluster-b owns 2 ServiceEntries; the reconciler deletes them with their DestinationRules"
-        ],
+        warnings=(
+            "IstioFederation cluster-b owns 2 ServiceEntries; the reconciler deletes them with their DestinationRules",
+        ),
     )
 
 
 def test_delete_of_federation_without_objects_has_no_warning() -> None:
-    assert admit(None, operation="DELETE", old=federation()) == registry.Decision(allowed=True)
+    assert admit(None, operation="DELETE", old=federation()) == AdmissionResponse(allowed=True)
+
+
+# --- control characters: Python's ``$`` matches before a final newline, ``urlsplit`` drops CR, LF and tab --
+
+HOSTILE_VARIANTS = {
+    "trailing-lf": lambda value: value + "\n",
+    "trailing-crlf": lambda value: value + "\r\n",
+    "embedded-cr": lambda value: value[:3] + "\r" + value[3:],
+    "embedded-lf": lambda value: value[:3] + "\n" + value[3:],
+    "embedded-nul": lambda value: value[:3] + "\x00" + value[3:],
+    "embedded-tab": lambda value: value[:3] + "\t" + value[3:],
+    "leading-space": lambda value: " " + value,
+}
+
+
+def first_bad(value: str) -> tuple[str, int]:
+    position = next(i for i, char in enumerate(value) if not (char.isalnum() or char in ".-:/"))
+    char = value[position]
+    return (char if char == " " else repr(char)[1:-1]), position
+
+
+def hostile_name(bad: str) -> str:
+    char, position = first_bad(bad)
+    quoted = json.dumps(bad)
+    return (
+        f"IstioFederation {quoted} is invalid: metadata.name: Invalid value: {quoted}: "
+        f'{LABEL_RULE} (character "{char}" at position {position} is not allowed)'
+    )
+
+
+def hostile_trust_domain(bad: str) -> str:
+    char, position = first_bad(bad)
+    return (
+        PREFIX + f"spec.trustDomain: Invalid value: {json.dumps(bad)}: "
+        f'{SUBDOMAIN_RULE} (character "{char}" at position {position} is not allowed)'
+    )
+
+
+def hostile_endpoint(bad: str) -> str:
+    char, position = first_bad(bad)
+    return (
+        PREFIX + f"spec.metadataEndpoint: Invalid value: {json.dumps(bad)}: must not contain spaces or control "
+        f'characters (character "{char}" at position {position})'
+    )
+
+
+HOSTILE_FIELDS: dict[str, tuple[Callable[[dict[str, Any], str], None], str, Callable[[str], str]]] = {
+    "name": (lambda obj, bad: obj["metadata"].update(name=bad), "cluster-b", hostile_name),
+    "trust-domain": (lambda obj, bad: obj["spec"].update(trustDomain=bad), "cluster-b.local", hostile_trust_domain),
+    "endpoint": (lambda obj, bad: obj["spec"].update(metadataEndpoint=bad), ENDPOINT, hostile_endpoint),
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "variant"),
+    [pytest.param(f, v, id=f"{f}-{v}") for f in HOSTILE_FIELDS for v in HOSTILE_VARIANTS],
+)
+def test_control_characters_and_spaces_are_refused(field: str, variant: str) -> None:
+    change, valid, expected = HOSTILE_FIELDS[field]
+    obj = federation()
+    bad = HOSTILE_VARIANTS[variant](valid)
+    change(obj, bad)
+    decision = admit(obj, index=ObjectIndex())
+    assert (decision.allowed, decision.message) == (False, expected(bad))
+
+
+def test_a_trust_domain_with_a_newline_is_not_a_duplicate_of_the_real_one() -> None:
+    """The issue's case: ``cluster-c.local\\n`` was allowed beside ``cluster-c.local``."""
+    decision = admit(federation(trustDomain="cluster-c.local\n"))
+    assert decision.message == PREFIX + (
+        'spec.trustDomain: Invalid value: "cluster-c.local\\n": '
+        f'{SUBDOMAIN_RULE} (character "\\n" at position 15 is not allowed)'
+    )
+
+
+def test_an_endpoint_longer_than_2048_characters_is_refused_before_parsing() -> None:
+    long_endpoint = ENDPOINT + "x" * 2048
+    decision = admit(federation(metadataEndpoint=long_endpoint))
+    assert decision.message == PREFIX + (
+        f'spec.metadataEndpoint: Invalid value: "{long_endpoint[:100]}"…({len(long_endpoint) - 100} more bytes): '
+        "must be no more than 2048 characters"
+    )
+
+
+def test_a_huge_trust_domain_is_answered_without_per_label_work() -> None:
+    huge = "a." * (256 * 1024) + "local"
+    decision = admit(federation(trustDomain=huge))
+    assert decision.message == PREFIX + (
+        f'spec.trustDomain: Invalid value: "{huge[:100]}"…(524193 more bytes): must be no more than 253 characters'
+    )

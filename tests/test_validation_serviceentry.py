@@ -6,11 +6,13 @@ One valid fixture, one change per case; every denial is compared in full.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
 from federation import ownership
+from federation.admission_review import AdmissionResponse
 from federation.index import ObjectIndex
 from federation.validation import registry
 from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME, Attributes, Context
@@ -18,7 +20,8 @@ from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME, Attrib
 RECONCILER = DEFAULT_RECONCILER_USERNAME
 ADMIN = "kubernetes-admin"
 MANAGED_HOST = "bar.xyz.svc.cluster-b.local"
-MANAGED_NAME = "bar-xyz-svc-cluster-b-local"
+MANAGED_NAME = "bar-xyz-svc-cluster-b-local-9qv7cmchrxqdhvnv"
+LEGACY_NAME = "bar-xyz-svc-cluster-b-local"  # the name before managed names carried a hash
 LABEL_PATH = "metadata.labels[federation.istio.deckhouse.io/federation]"
 
 
@@ -56,17 +59,18 @@ def managed_entry(host: str = MANAGED_HOST, federation: str = "cluster-b", name:
     return obj
 
 
+def federation(name: str = "cluster-b", trust_domain: str = "cluster-b.local") -> dict[str, Any]:
+    return {
+        "apiVersion": "deckhouse.io/v1alpha1",
+        "kind": "IstioFederation",
+        "metadata": {"name": name},
+        "spec": {"trustDomain": trust_domain, "metadataEndpoint": f"https://{name}.example.com/metadata/"},
+    }
+
+
 def cluster_index(*extra: dict[str, Any]) -> ObjectIndex:
     index = ObjectIndex()
-    index.apply(
-        "ADDED",
-        {
-            "apiVersion": "deckhouse.io/v1alpha1",
-            "kind": "IstioFederation",
-            "metadata": {"name": "cluster-b"},
-            "spec": {"trustDomain": "cluster-b.local", "metadataEndpoint": "https://b.example.com/metadata/"},
-        },
-    )
+    index.apply("ADDED", federation())
     for obj in extra:
         index.apply("ADDED", obj)
     return index
@@ -80,7 +84,7 @@ def admit(
     username: str = ADMIN,
     index: ObjectIndex | None = None,
     version: str = "v1",
-) -> registry.Decision:
+) -> AdmissionResponse:
     subject = obj if obj is not None else old
     assert subject is not None
     attributes = Attributes(
@@ -99,7 +103,7 @@ def admit(
 
 
 def test_valid_fixture_is_allowed() -> None:
-    assert admit(service_entry()) == registry.Decision(allowed=True)
+    assert admit(service_entry()) == AdmissionResponse(allowed=True)
 
 
 def test_istio_rules_are_applied_and_reported_together() -> None:
@@ -201,17 +205,36 @@ def test_a_host_held_by_a_managed_entry_is_refused_once_as_reserved() -> None:
     assert decision.message == 'ServiceEntry "mine" is invalid: spec.hosts[0]: ' + RESERVED.format(host=MANAGED_HOST)
 
 
-def test_duplicate_of_a_managed_entry_names_its_federation() -> None:
-    existing = managed_entry()
-    # The reconciler itself writing the same host a second time (here from another namespace).
-    second = managed_entry()
-    second["metadata"]["namespace"] = "elsewhere"
-    decision = admit(second, index=cluster_index(existing), username=RECONCILER)
+def test_duplicate_of_another_federations_managed_entry_names_that_federation() -> None:
+    # Trust domains may nest: "east" federates east.cluster-b.local, inside cluster-b.local.
+    host = "bar.east.cluster-b.local"
+    existing = managed_entry(host, federation="east", name="bar-east-cluster-b-local")  # under its old name
+    index = cluster_index(federation("east", "east.cluster-b.local"), existing)
+    decision = admit(managed_entry(host), index=index, username=RECONCILER)
+    assert decision.message == (
+        'ServiceEntry "bar-east-cluster-b-local-47t6v6jxqp2s9z42" is invalid: spec.hosts[0]: Duplicate value: '
+        '"bar.east.cluster-b.local": host is already declared by ServiceEntry '
+        'istio-federation/bar-east-cluster-b-local, managed by IstioFederation "east" and both '
+        "are visible to the same namespaces (Istio would silently use the older one); remove the host here"
+    )
+
+
+def test_a_federations_entry_under_its_old_name_does_not_block_the_new_name() -> None:
+    """Upgrade path: the reconciler creates the collision-free name, then deletes the old object."""
+    old_named = managed_entry(name=LEGACY_NAME)
+    assert admit(managed_entry(), index=cluster_index(old_named), username=RECONCILER) == AdmissionResponse(
+        allowed=True
+    )
+    assert admit(None, operation="DELETE", old=old_named, username=RECONCILER, index=cluster_index(old_named)).allowed
+
+
+def test_the_upgrade_exemption_is_only_for_the_same_federations_managed_entries() -> None:
+    unmanaged = service_entry("squatter", "shop", [MANAGED_HOST])
+    decision = admit(managed_entry(), index=cluster_index(unmanaged), username=RECONCILER)
     assert decision.message == (
         f'ServiceEntry "{MANAGED_NAME}" is invalid: spec.hosts[0]: Duplicate value: "{MANAGED_HOST}": host is '
-        f"already declared by ServiceEntry istio-federation/{MANAGED_NAME}, managed by IstioFederation "
-        '"cluster-b" and both are visible to the same namespaces (Istio would silently use the older one); '
-        "remove the host here"
+        "already declared by ServiceEntry shop/squatter and both are visible to the same namespaces (Istio would "
+        "silently use the older one); remove the host from one of them, or make their exportTo scopes disjoint"
     )
 
 
@@ -297,7 +320,7 @@ def test_managed_entry_hosts_must_be_in_its_trust_domain() -> None:
     obj = managed_entry(host="bar.xyz.svc.cluster-c.local")
     decision = admit(obj, username=RECONCILER)
     assert decision.message == (
-        'ServiceEntry "bar-xyz-svc-cluster-c-local" is invalid: spec.hosts[0]: Invalid value: '
+        'ServiceEntry "bar-xyz-svc-cluster-c-local-hp2cmvqn7qp4fhqv" is invalid: spec.hosts[0]: Invalid value: '
         '"bar.xyz.svc.cluster-c.local": must be under trust domain "cluster-b.local" of IstioFederation "cluster-b"'
     )
 
@@ -312,17 +335,18 @@ def test_managed_entry_name_is_derived_from_its_host() -> None:
 
 def test_unmanaged_host_under_local_trust_domain_warns() -> None:
     decision = admit(service_entry(hosts=["api.default.svc.cluster-a.local"]))
-    assert decision == registry.Decision(
+    assert decision == AdmissionResponse(
         allowed=True,
-        warnings=[
-            "spec.hosts[0]: api.default.svc.cluster-a.local is under the local trust domain and shadows a local Service"
-        ],
+        warnings=(
+            "spec.hosts[0]: api.default.svc.cluster-a.local is under the local trust domain and shadows a local "
+            "Service",
+        ),
     )
 
 
 @pytest.mark.parametrize("operation", ["CONNECT"])
 def test_connect_is_allowed(operation: str) -> None:
-    assert admit(managed_entry(), operation=operation) == registry.Decision(allowed=True)
+    assert admit(managed_entry(), operation=operation) == AdmissionResponse(allowed=True)
 
 
 def test_unknown_resources_are_allowed() -> None:
@@ -338,3 +362,20 @@ def test_unknown_resources_are_allowed() -> None:
         username=ADMIN,
     )
     assert registry.admit(attributes, Context(index=ObjectIndex(), local_trust_domain="a.local")).allowed
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", "\r", "\x00", "\t"], ids=repr)
+def test_control_characters_in_the_ownership_label_or_the_managed_name(suffix: str) -> None:
+    shown = json.dumps(suffix)[1:-1]
+    label = managed_entry(federation="cluster-b" + suffix)
+    decision = admit(label, username=RECONCILER)
+    assert decision.message == (
+        f'ServiceEntry "{MANAGED_NAME}" is invalid: {LABEL_PATH}: Invalid value: "cluster-b{shown}": IstioFederation '
+        f'"cluster-b{shown}" does not exist; a managed ServiceEntry must name its federation'
+    )
+    name = managed_entry(name=MANAGED_NAME + suffix)
+    decision = admit(name, username=RECONCILER)
+    assert decision.message == (
+        f'ServiceEntry "{MANAGED_NAME}{shown}" is invalid: metadata.name: Invalid value: "{MANAGED_NAME}{shown}": a '
+        f'managed ServiceEntry must be named after its host: expected "{MANAGED_NAME}"'
+    )

@@ -135,8 +135,9 @@ def test_managed_entries_belong_to_the_reconciler(webhook: RunningWebhook, admin
     assert code == 422
     assert body["message"] == (
         'admission webhook "serviceentries.istio-federation.deckhouse.io" denied the request: ServiceEntry '
-        '"bar-xyz-svc-cluster-b-local" is invalid: metadata.labels[federation.istio.deckhouse.io/federation]: '
-        "Forbidden: ServiceEntry istio-federation/bar-xyz-svc-cluster-b-local is managed by IstioFederation "
+        '"bar-xyz-svc-cluster-b-local-9qv7cmchrxqdhvnv" is invalid: '
+        "metadata.labels[federation.istio.deckhouse.io/federation]: Forbidden: ServiceEntry "
+        "istio-federation/bar-xyz-svc-cluster-b-local-9qv7cmchrxqdhvnv is managed by IstioFederation "
         '"cluster-b" and only the reconciler may change it; it is regenerated on every sync; change the remote service '
         "or the IstioFederation instead"
     )
@@ -206,7 +207,8 @@ def test_only_managed_destination_rules_reach_the_webhook_and_they_are_protected
     assert code == 422
     assert body["message"].startswith(
         'admission webhook "destinationrules.istio-federation.deckhouse.io" denied the request: DestinationRule '
-        '"bar-xyz-svc-cluster-b-local" is invalid: metadata.labels[federation.istio.deckhouse.io/federation]: '
-        "Forbidden: DestinationRule istio-federation/bar-xyz-svc-cluster-b-local is managed by IstioFederation "
+        '"bar-xyz-svc-cluster-b-local-9qv7cmchrxqdhvnv" is invalid: '
+        "metadata.labels[federation.istio.deckhouse.io/federation]: Forbidden: DestinationRule "
+        "istio-federation/bar-xyz-svc-cluster-b-local-9qv7cmchrxqdhvnv is managed by IstioFederation "
         '"cluster-b" and only the reconciler may change it'
     )

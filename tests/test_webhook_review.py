@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from federation.admission_review import AdmissionResponse
 from federation.validation import registry
 from objectstore.factory import StoreSource
 from objectstore.statedir import StateDirStore
@@ -216,7 +217,7 @@ def test_warnings_are_returned_on_allowed_reviews(client: FlaskClient) -> None:
 def test_unexpected_exception_fails_closed_with_code_500(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def explode(*_: Any) -> registry.Decision:
+    def explode(*_: Any) -> AdmissionResponse:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(registry, "admit", explode)

@@ -1,4 +1,4 @@
-"""The webhook as it runs in a pod: real gunicorn (gthread) over TLS, verified with a trustme CA.
+"""The webhook as it runs in a pod: real gunicorn (the bounded gevent worker) over TLS, verified with a trustme CA.
 
 Includes a certificate rotation seen by a new connection without a restart, and the malformed
 request corpus over the wire (400, never 5xx).
@@ -100,7 +100,7 @@ def test_denial_over_tls_from_a_real_gunicorn(webhook: Webhook) -> None:
         'ServiceEntry "bar" is invalid: spec.hosts[0]: Forbidden: host "bar.xyz.svc.cluster-b.local" is in trust '
         'domain "cluster-b.local", reserved by IstioFederation "cluster-b"'
     )
-    assert "gthread" in webhook.server.log()
+    assert "Using worker: BoundedWorker" in webhook.server.log()
 
 
 def test_rotated_certificate_is_served_to_new_connections_without_restart(webhook: Webhook) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from federation import selectors
+from federation import admission_review, selectors
 from federation.resources import KubeObject, Resource
 from tests.kubeapi.status import ApiError, internal_error, status
 
@@ -137,30 +137,24 @@ def _converted(obj: KubeObject | None, resource: Resource, version: str) -> Kube
     return result
 
 
-def build_review(request: Request, version: str, uid: str) -> dict[str, Any]:
-    resource = request.resource
-    body: dict[str, Any] = {
-        "uid": uid,
-        "kind": {"group": resource.group, "version": version, "kind": resource.kind},
-        "resource": {"group": resource.group, "version": version, "resource": resource.plural},
-    }
-    if request.subresource:
-        body["subResource"] = request.subresource
-    body["requestKind"] = {"group": resource.group, "version": request.version, "kind": resource.kind}
-    body["requestResource"] = {"group": resource.group, "version": request.version, "resource": resource.plural}
-    if request.subresource:
-        body["requestSubResource"] = request.subresource
-    if request.name:
-        body["name"] = request.name
-    if request.namespace:
-        body["namespace"] = request.namespace
-    body["operation"] = request.operation
-    body["userInfo"] = {"username": request.username, "groups": list(request.groups)}
-    body["object"] = _converted(request.obj, resource, version)
-    body["oldObject"] = _converted(request.old, resource, version)
-    body["dryRun"] = request.dry_run
-    body["options"] = request.options
-    return {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": body}
+def build_review(request: Request, version: str, uid: str) -> admission_review.Review:
+    """The review sent to a webhook whose rule matched ``version`` (objects converted to it)."""
+    return admission_review.build_request(
+        uid=uid,
+        resource=request.resource,
+        version=version,
+        request_version=request.version,
+        subresource=request.subresource,
+        operation=request.operation,
+        name=request.name,
+        namespace=request.namespace,
+        username=request.username,
+        groups=request.groups,
+        obj=_converted(request.obj, request.resource, version),
+        old=_converted(request.old, request.resource, version),
+        dry_run=request.dry_run,
+        options=request.options,
+    )
 
 
 Endpoints = dict[tuple[str, str], tuple[str, int]]
@@ -201,9 +195,9 @@ def _describe(error: BaseException, host: str, port: int) -> str:
 
 
 def call_webhook(
-    webhook: dict[str, Any], review: dict[str, Any], endpoints: Endpoints
-) -> dict[str, Any]:
-    """POST the review and return the verified ``response`` object; raises CallFailed."""
+    webhook: dict[str, Any], review: admission_review.Review, endpoints: Endpoints
+) -> admission_review.AdmissionResponse:
+    """POST the review and return the verified answer; raises CallFailed."""
     timeout = int(webhook.get("timeoutSeconds") or DEFAULT_TIMEOUT)
     url, host, port, server_name, service_port, path = _target(webhook, endpoints, timeout)
     config = webhook.get("clientConfig") or {}
@@ -246,45 +240,20 @@ def call_webhook(
         document = json.loads(data)
     except ValueError as error:
         raise CallFailed(f"failed to call webhook: {error}") from error
-    return verify_response(document, review["request"]["uid"])
+    return verify_response(document, admission_review.request_uid(review))
 
 
-def verify_response(document: Any, uid: str) -> dict[str, Any]:
-    def invalid(reason: str) -> CallFailed:
-        return CallFailed(f"received invalid webhook response: {reason}")
-
-    if not isinstance(document, dict):
-        raise invalid("webhook response was absent")
-    api_version, kind = document.get("apiVersion"), document.get("kind")
-    if api_version != "admission.k8s.io/v1" or kind != "AdmissionReview":
-        raise invalid(
-            f"expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {api_version}, Kind={kind}"
-        )
-    response = document.get("response")
-    if not isinstance(response, dict):
-        raise invalid("webhook response was absent")
-    if response.get("uid") != uid:
-        raise invalid(f"expected response.uid=\"{uid}\", got \"{response.get('uid') or ''}\"")
-    if response.get("patch"):
-        raise invalid("validating webhook may not return response.patch")
-    if response.get("patchType"):
-        raise invalid("validating webhook may not return response.patchType")
-    return response
+def verify_response(document: Any, uid: str) -> admission_review.AdmissionResponse:
+    """``VerifyAdmissionResponse``: a refused answer is a failed call."""
+    try:
+        return admission_review.read_response(document, uid)
+    except admission_review.InvalidResponse as error:
+        raise CallFailed(str(error)) from error
 
 
-def denial(webhook_name: str, result: dict[str, Any] | None) -> ApiError:
+def denial(webhook_name: str, answer: admission_review.AdmissionResponse) -> ApiError:
     """``ToStatusErr``: the webhook's Status with the apiserver's prefix and a code of at least 400."""
-    result = dict(result or {})
-    denied_by = f"admission webhook \"{webhook_name}\" denied the request"
-    if result.get("message"):
-        message = f"{denied_by}: {result['message']}"
-    elif result.get("reason"):
-        message = f"{denied_by}: {result['reason']}"
-    else:
-        message = f"{denied_by} without explanation"
-    code = int(result.get("code") or 0)
-    body = status(code if code >= 400 else 400, str(result.get("reason") or ""), message, result.get("details"))
-    return ApiError(body)
+    return ApiError(status(answer.denial_code, answer.reason, answer.denial_message(webhook_name), answer.details))
 
 
 def run(
@@ -292,7 +261,7 @@ def run(
     request: Request,
     served_versions: tuple[str, ...],
     endpoints: Endpoints,
-    record: Callable[[dict[str, Any]], None],
+    record: Callable[[admission_review.Review], None],
 ) -> Outcome:
     """Call every matching webhook; the first error (in configuration order) wins."""
     outcome = Outcome()
@@ -314,7 +283,7 @@ def run(
             if (webhook.get("failurePolicy") or "Fail") == "Fail" and outcome.error is None:
                 outcome.error = internal_error(f"failed calling webhook \"{name}\": {failure}")
             continue
-        outcome.warnings.extend(str(w) for w in response.get("warnings") or [])
-        if not response.get("allowed") and outcome.error is None:
-            outcome.error = denial(name, response.get("status"))
+        outcome.warnings.extend(response.warnings)
+        if not response.allowed and outcome.error is None:
+            outcome.error = denial(name, response)
     return outcome

@@ -9,43 +9,37 @@ Not modelled: RBAC (every known user may do everything), namespaces as objects (
 exists), finalizers and graceful deletion, server-side apply (415), strategic merge beyond
 merge-patch semantics (built-in kinds only; custom resources get 415 as from a real cluster), and
 conversion beyond rewriting ``apiVersion`` (our multi-version kinds share one schema).
+
+This module holds the double's state and the API's semantics; :mod:`tests.kubeapi.transport` is its
+HTTP layer, :mod:`tests.kubeapi.routing` its paths and discovery, :mod:`tests.kubeapi.watch` its
+watch events, and :mod:`tests.kubeapi.admission` its calls to validating webhooks.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import json
-import logging
-import queue
 import re
 import secrets
-import socket
 import ssl
 import threading
-import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path as FilePath
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import trustme
 import yaml
 
-from federation import fields, resources, selectors
+from federation import admission_review, fields, resources, selectors
 from federation.fields import FieldError, Path
 from federation.resources import KubeObject, Resource
 from tests.kubeapi import admission, patch, schema
+from tests.kubeapi.routing import CUSTOM, SERVED, VALIDATING_WEBHOOK_CONFIGURATION, VERSIONS, Route
 from tests.kubeapi.status import (
-    NO_RESOURCE,
     STALE,
-    UNAUTHORIZED,
     ApiError,
     already_exists,
     bad_request,
@@ -55,21 +49,10 @@ from tests.kubeapi.status import (
     not_found,
     status,
 )
-
-log = logging.getLogger(__name__)
+from tests.kubeapi.transport import Handler, Server, User
+from tests.kubeapi.watch import Event, Watcher, field_match
 
 ADMIN = "kubernetes-admin"
-VALIDATING_WEBHOOK_CONFIGURATION = Resource(
-    "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", False
-)
-SERVED: tuple[Resource, ...] = (*resources.ALL, VALIDATING_WEBHOOK_CONFIGURATION)
-# Custom resources: generation, status subresource, resourceVersion required on update, and
-# list items that carry apiVersion and kind (built-in lists do not).
-CUSTOM = frozenset({resources.ISTIO_FEDERATION, resources.SERVICE_ENTRY, resources.DESTINATION_RULE})
-VERSIONS: dict[Resource, tuple[str, ...]] = {
-    resources.SERVICE_ENTRY: resources.SERVICE_ENTRY_VERSIONS,
-    resources.DESTINATION_RULE: resources.SERVICE_ENTRY_VERSIONS,
-}
 # Kinds whose DELETE answers with the deleted object rather than a Success Status.
 RETURNS_DELETED = CUSTOM | {resources.POD}
 
@@ -88,8 +71,6 @@ _LABEL_VALUE_MESSAGE = (
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-POLL = 0.05
-NOT_ALLOWED = status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
 
 class _RawInvalid(FieldError):
@@ -115,57 +96,6 @@ def _api_version(resource: Resource, version: str) -> str:
     return f"{resource.group}/{version}" if resource.group else version
 
 
-@dataclass
-class _Event:
-    rv: int
-    resource: Resource
-    type: str
-    old: KubeObject | None
-    new: KubeObject | None
-
-
-@dataclass
-class _Watcher:
-    resource: Resource
-    version: str
-    namespace: str | None
-    labels: selectors.Selector
-    field_filter: dict[str, tuple[str, bool]]
-    events: queue.Queue[_Event] = field(default_factory=queue.Queue)
-    dropped: threading.Event = field(default_factory=threading.Event)
-
-    def selects(self, obj: KubeObject | None) -> bool:
-        if obj is None:
-            return False
-        meta = obj.get("metadata") or {}
-        if self.namespace is not None and meta.get("namespace", "") != self.namespace:
-            return False
-        return _field_match(self.field_filter, meta) and self.labels.matches(meta.get("labels") or {})
-
-
-def _field_match(filters: dict[str, tuple[str, bool]], meta: dict[str, Any]) -> bool:
-    for key, (value, equal) in filters.items():
-        actual = str(meta.get(key.removeprefix("metadata.")) or "")
-        if (actual == value) != equal:
-            return False
-    return True
-
-
-@dataclass(frozen=True)
-class _Route:
-    resource: Resource
-    version: str
-    namespace: str | None
-    name: str
-    subresource: str
-
-
-@dataclass
-class _User:
-    name: str
-    groups: tuple[str, ...]
-
-
 class KubeApiDouble:
     """Start with :meth:`start`, always :meth:`stop`; ``url`` and ``ca_pem`` reach it."""
 
@@ -184,13 +114,13 @@ class KubeApiDouble:
         self._lock = threading.RLock()
         self._objects: dict[Resource, dict[tuple[str, str], KubeObject]] = {r: {} for r in SERVED}
         self._rv = 1
-        self._history: deque[_Event] = deque()
+        self._history: deque[Event] = deque()
         self._history_limit = history_limit
         self._compacted = 0
-        self._watchers: list[_Watcher] = []
-        self._users: dict[str, _User] = {}
+        self._watchers: list[Watcher] = []
+        self._users: dict[str, User] = {}
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._endpoints: admission.Endpoints = {}
         self._crd_schema = schema.load_crd_schema(
@@ -214,7 +144,7 @@ class KubeApiDouble:
         return f"https://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        self._server = Server(("127.0.0.1", 0), Handler, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="kube-api-double", daemon=True
         )
@@ -232,11 +162,19 @@ class KubeApiDouble:
             self._thread.join(timeout=5)
         self._server = None
 
+    @property
+    def tls_context(self) -> ssl.SSLContext:
+        return self._tls
+
+    def log_request(self, method: str, path: str) -> None:
+        with self._lock:
+            self.request_log.append((method, path))
+
     # -- users ---------------------------------------------------------------------------------
 
     def add_user(self, username: str, groups: tuple[str, ...] = ()) -> str:
         token = secrets.token_urlsafe(24)
-        self._users[token] = _User(username, (*groups, "system:authenticated"))
+        self._users[token] = User(username, (*groups, "system:authenticated"))
         return token
 
     def token_for(self, username: str) -> str:
@@ -383,7 +321,7 @@ class KubeApiDouble:
             self._objects[resource][key] = new
             shown = new
         _meta(shown)["resourceVersion"] = str(self._rv)
-        event = _Event(self._rv, resource, event_type, copy.deepcopy(old), copy.deepcopy(shown))
+        event = Event(self._rv, resource, event_type, copy.deepcopy(old), copy.deepcopy(shown))
         self._history.append(event)
         while len(self._history) > self._history_limit:
             self._compacted = self._history.popleft().rv
@@ -399,106 +337,21 @@ class KubeApiDouble:
 
     # -- request handling (called by the handler thread) ----------------------------------------
 
-    def route(self, path: str) -> _Route | dict[str, Any]:
-        parts = [part for part in path.split("/") if part]
-        if parts == ["version"]:
-            return {"major": "1", "minor": "33", "gitVersion": "v1.33.0-kube-api-double", "platform": "linux/amd64"}
-        if parts == ["api"]:
-            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-        if parts == ["apis"]:
-            return self._group_list()
-        if len(parts) < 2 or parts[0] not in ("api", "apis"):
-            raise ApiError(NO_RESOURCE)
-        if parts[0] == "api":
-            group, version, rest = "", parts[1], parts[2:]
-        else:
-            if len(parts) < 3:
-                raise ApiError(NO_RESOURCE)
-            group, version, rest = parts[1], parts[2], parts[3:]
-        if not rest:
-            return self._resource_list(group, version)
-        namespace: str | None = None
-        if rest[0] == "namespaces" and len(rest) >= 3:
-            namespace, rest = rest[1], rest[2:]
-        if len(rest) > 3:
-            raise ApiError(NO_RESOURCE)
-        resource = self._served(group, version, rest[0])
-        name = rest[1] if len(rest) > 1 else ""
-        subresource = rest[2] if len(rest) > 2 else ""
-        if resource is None or (namespace is not None and not resource.namespaced):
-            raise ApiError(NO_RESOURCE)
-        if resource.namespaced and namespace is None and name:
-            raise ApiError(NO_RESOURCE)
-        if subresource and (subresource != "status" or resource not in CUSTOM):
-            raise ApiError(NO_RESOURCE)
-        return _Route(resource, version, namespace, name, subresource)
-
-    @staticmethod
-    def _served(group: str, version: str, plural: str) -> Resource | None:
-        for resource in SERVED:
-            if resource.group == group and resource.plural == plural and version in VERSIONS.get(
-                resource, (resource.version,)
-            ):
-                return resource
-        return None
-
-    @staticmethod
-    def _group_list() -> dict[str, Any]:
-        groups: dict[str, list[str]] = {}
-        for resource in SERVED:
-            if resource.group:
-                for version in VERSIONS.get(resource, (resource.version,)):
-                    if version not in groups.setdefault(resource.group, []):
-                        groups[resource.group].append(version)
-        return {
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": [
-                {
-                    "name": group,
-                    "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
-                    "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]},
-                }
-                for group, versions in groups.items()
-            ],
-        }
-
-    @staticmethod
-    def _resource_list(group: str, version: str) -> dict[str, Any]:
-        entries: list[dict[str, Any]] = []
-        for resource in SERVED:
-            if resource.group != group or version not in VERSIONS.get(resource, (resource.version,)):
-                continue
-            verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
-            entries.append(
-                {"name": resource.plural, "singularName": resource.kind.lower(), "namespaced": resource.namespaced,
-                 "kind": resource.kind, "verbs": verbs}
-            )
-            if resource in CUSTOM:
-                entries.append(
-                    {"name": f"{resource.plural}/status", "singularName": "", "namespaced": resource.namespaced,
-                     "kind": resource.kind, "verbs": ["get", "patch", "update"]}
-                )
-        if not entries:
-            raise ApiError(NO_RESOURCE)
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": _api_version_of(group, version),
-                "resources": entries}
-
-    def authenticate(self, header: str | None) -> _User | None:
+    def authenticate(self, header: str | None) -> User | None:
         if not header or not header.startswith("Bearer "):
             return None
         return self._users.get(header.removeprefix("Bearer ").strip())
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def get(self, route: _Route) -> KubeObject:
+    def get(self, route: Route) -> KubeObject:
         with self._lock:
             obj = self._objects[route.resource].get((route.namespace or "", route.name))
             if obj is None:
                 raise not_found(route.resource, route.name)
             return self._present(obj, route.resource, route.version)
 
-    def list_objects(self, route: _Route, query: dict[str, str]) -> KubeObject:
+    def list_objects(self, route: Route, query: dict[str, str]) -> KubeObject:
         label_filter = _parse_labels(query.get("labelSelector"))
         field_filter = _parse_fields(route.resource, query.get("fieldSelector"))
         with self._lock:
@@ -506,7 +359,7 @@ class KubeApiDouble:
                 self._list_item(obj, route)
                 for key, obj in sorted(self._objects[route.resource].items())
                 if (route.namespace is None or key[0] == route.namespace)
-                and _field_match(field_filter, obj.get("metadata") or {})
+                and field_match(field_filter, obj.get("metadata") or {})
                 and label_filter.matches((obj.get("metadata") or {}).get("labels") or {})
             ]
             version = str(self._rv)
@@ -517,7 +370,7 @@ class KubeApiDouble:
             "items": items,
         }
 
-    def _list_item(self, obj: KubeObject, route: _Route) -> KubeObject:
+    def _list_item(self, obj: KubeObject, route: Route) -> KubeObject:
         item = self._present(obj, route.resource, route.version)
         if route.resource not in CUSTOM:
             item.pop("apiVersion", None)
@@ -525,10 +378,10 @@ class KubeApiDouble:
         return item
 
     def open_watch(
-        self, route: _Route, query: dict[str, str]
-    ) -> tuple[_Watcher | None, list[_Event], KubeObject | None]:
+        self, route: Route, query: dict[str, str]
+    ) -> tuple[Watcher | None, list[Event], KubeObject | None]:
         """Register a watcher; returns it with its backlog, or an ERROR object when too old."""
-        watcher = _Watcher(
+        watcher = Watcher(
             route.resource,
             route.version,
             route.namespace,
@@ -540,7 +393,7 @@ class KubeApiDouble:
             if requested in ("", "0"):
                 # "Get state and start at most recent": synthetic ADDED for what exists now.
                 backlog = [
-                    _Event(self._rv, route.resource, "ADDED", None, copy.deepcopy(obj))
+                    Event(self._rv, route.resource, "ADDED", None, copy.deepcopy(obj))
                     for _, obj in sorted(self._objects[route.resource].items())
                 ]
             else:
@@ -554,12 +407,12 @@ class KubeApiDouble:
             self._watchers.append(watcher)
         return watcher, backlog, None
 
-    def close_watch(self, watcher: _Watcher) -> None:
+    def close_watch(self, watcher: Watcher) -> None:
         with self._lock:
             if watcher in self._watchers:
                 self._watchers.remove(watcher)
 
-    def translate(self, watcher: _Watcher, event: _Event) -> dict[str, Any] | None:
+    def translate(self, watcher: Watcher, event: Event) -> dict[str, Any] | None:
         """The event as this watcher sees it, including selector transitions."""
         old_in = watcher.selects(event.old)
         new_in = watcher.selects(event.new)
@@ -581,7 +434,7 @@ class KubeApiDouble:
             return None
         return {"type": kind, "object": self._present(obj, watcher.resource, watcher.version)}
 
-    def bookmark(self, watcher: _Watcher) -> dict[str, Any] | None:
+    def bookmark(self, watcher: Watcher) -> dict[str, Any] | None:
         with self._lock:
             if not watcher.events.empty():
                 return None
@@ -600,7 +453,7 @@ class KubeApiDouble:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def create(self, route: _Route, body: Any, user: _User, query: dict[str, str]) -> tuple[KubeObject, list[str]]:
+    def create(self, route: Route, body: Any, user: User, query: dict[str, str]) -> tuple[KubeObject, list[str]]:
         resource = route.resource
         obj = self._decode_body(body, route)
         meta = _meta(obj)
@@ -640,7 +493,7 @@ class KubeApiDouble:
             return self._present(stored, resource, route.version), warnings
 
     def update(
-        self, route: _Route, body: Any, user: _User, query: dict[str, str], *, from_patch: bool = False,
+        self, route: Route, body: Any, user: User, query: dict[str, str], *, from_patch: bool = False,
         base_rv: str = "",
     ) -> tuple[KubeObject, list[str]]:
         resource = route.resource
@@ -693,7 +546,7 @@ class KubeApiDouble:
             return self._present(stored, resource, route.version), warnings
 
     def patch(
-        self, route: _Route, raw: bytes, content_type: str, user: _User, query: dict[str, str]
+        self, route: Route, raw: bytes, content_type: str, user: User, query: dict[str, str]
     ) -> tuple[KubeObject, list[str]]:
         media = content_type.split(";", maxsplit=1)[0].strip().lower()
         if media == STRATEGIC_MERGE_PATCH and route.resource not in CUSTOM:
@@ -730,7 +583,7 @@ class KubeApiDouble:
             raise bad_request("the patched object is not a JSON object")
         return self.update(route, patched, user, query, from_patch=True)
 
-    def delete(self, route: _Route, body: Any, user: _User, query: dict[str, str]) -> tuple[KubeObject, list[str]]:
+    def delete(self, route: Route, body: Any, user: User, query: dict[str, str]) -> tuple[KubeObject, list[str]]:
         resource = route.resource
         key = (route.namespace or "", route.name)
         with self._lock:
@@ -777,7 +630,7 @@ class KubeApiDouble:
 
     # -- write helpers -------------------------------------------------------------------------
 
-    def _decode_body(self, body: Any, route: _Route) -> KubeObject:
+    def _decode_body(self, body: Any, route: Route) -> KubeObject:
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
         obj = copy.deepcopy(body)
@@ -857,7 +710,7 @@ class KubeApiDouble:
         return obj
 
     def _admit(
-        self, route: _Route, operation: str, *, name: str, user: _User, obj: KubeObject | None,
+        self, route: Route, operation: str, *, name: str, user: User, obj: KubeObject | None,
         old: KubeObject | None, dry_run: bool, options: dict[str, Any],
     ) -> list[str]:
         if route.resource == VALIDATING_WEBHOOK_CONFIGURATION:
@@ -870,9 +723,9 @@ class KubeApiDouble:
             dry_run=dry_run, options=options,
         )
 
-        def record(review: dict[str, Any]) -> None:
+        def record(review: admission_review.Review) -> None:
             with self._lock:
-                self.admission_log.append(copy.deepcopy(review))
+                self.admission_log.append(copy.deepcopy(dict(review)))
 
         outcome = admission.run(
             self._webhooks(), request, VERSIONS.get(route.resource, (route.resource.version,)),
@@ -886,10 +739,6 @@ class KubeApiDouble:
 
 def _group_of(obj: KubeObject) -> str:
     return str(obj.get("apiVersion") or "").rpartition("/")[0]
-
-
-def _api_version_of(group: str, version: str) -> str:
-    return f"{group}/{version}" if group else version
 
 
 def _without_rv(obj: KubeObject) -> KubeObject:
@@ -928,228 +777,3 @@ def _parse_fields(resource: Resource, text: str | None) -> dict[str, tuple[str, 
             )
         result[key] = (value, operator != "!=")
     return result
-
-
-def _warning_header(text: str) -> str | None:
-    if any(ord(char) < 32 or ord(char) == 127 for char in text):
-        return None  # the apiserver silently drops warnings with control characters
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'299 - "{escaped}"'
-
-
-def _cut(connection: socket.socket) -> None:
-    # socket.socket.shutdown, not SSLSocket.shutdown: the latter drops the TLS object under a
-    # thread that may be reading from it.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(connection, socket.SHUT_RDWR)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], double: KubeApiDouble) -> None:
-        self.double = double
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def track(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(connection)
-
-    def forget(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        """Unblock handler threads parked on idle keep-alive reads so server_close can join them."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            _cut(connection)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-    server: _Server
-
-    def setup(self) -> None:
-        self.request.settimeout(self.timeout)
-        # wrap_socket detaches the accepted socket, so the TLS socket is what stop() must cut.
-        # The handshake happens on the first read, in this thread and under the timeout, so a
-        # slow or broken client never stalls the accept loop.
-        self.request = self.server.double._tls.wrap_socket(
-            self.request, server_side=True, do_handshake_on_connect=False
-        )
-        self.server.track(self.request)
-        super().setup()
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        self.server.forget(self.request)
-
-    def cut(self) -> None:
-        """End the TCP connection without a TLS close or final chunk, like a network failure."""
-        _cut(self.request)
-
-    def handle(self) -> None:
-        with contextlib.suppress(OSError, ssl.SSLError):
-            super().handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("kube-api-double: " + format, *args)
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        double = self.server.double
-        with double._lock:
-            double.request_log.append((method, self.path))
-        raw = self._read_body()
-        warnings: list[str] = []
-        try:
-            user = double.authenticate(self.headers.get("Authorization"))
-            if user is None:
-                self._send(401, UNAUTHORIZED)
-                return
-            parts = urlsplit(self.path)
-            query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
-            route = double.route(parts.path)
-            if isinstance(route, dict):
-                if method != "GET":
-                    raise ApiError(NOT_ALLOWED)
-                self._send(200, route)
-                return
-            self._serve(method, route, raw, query=query, user=user, warnings=warnings)
-        except ApiError as error:
-            warnings = error.warnings or warnings
-            self._send(error.code, error.status, warnings)
-
-    def _serve(
-        self, method: str, route: _Route, raw: bytes, *, query: dict[str, str], user: _User, warnings: list[str]
-    ) -> None:
-        double = self.server.double
-        collection = not route.name
-        if method == "GET" and collection and query.get("watch") in ("true", "1"):
-            self._watch(route, query)
-            return
-        if method == "GET":
-            self._send(200, double.list_objects(route, query) if collection else double.get(route))
-            return
-        if method == "POST" and collection and not route.subresource:
-            obj, warnings[:] = double.create(route, self._json(raw), user, query)
-            self._send(201, obj, warnings)
-            return
-        if collection or (route.resource.namespaced and route.namespace is None):
-            raise ApiError(NOT_ALLOWED)
-        if method == "PUT":
-            obj, warnings[:] = double.update(route, self._json(raw), user, query)
-            self._send(200, obj, warnings)
-        elif method == "PATCH":
-            obj, warnings[:] = double.patch(route, raw, self.headers.get("Content-Type") or "", user, query)
-            self._send(200, obj, warnings)
-        elif method == "DELETE" and not route.subresource:
-            obj, warnings[:] = double.delete(route, self._json(raw) if raw else None, user, query)
-            self._send(200, obj, warnings)
-        else:
-            raise ApiError(NOT_ALLOWED)
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    @staticmethod
-    def _json(raw: bytes) -> Any:
-        try:
-            return json.loads(raw or b"null")
-        except ValueError as error:
-            raise bad_request(f"couldn't get version/kind; json parse error: {error}") from error
-
-    def _send(self, code: int, body: dict[str, Any], warnings: list[str] | None = None) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-cache, private")
-        seen: set[str] = set()
-        for text in warnings or []:
-            header = _warning_header(text)
-            if header and header not in seen:
-                seen.add(header)
-                self.send_header("Warning", header)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _chunk(self, event: dict[str, Any]) -> None:
-        data = json.dumps(event, separators=(",", ":")).encode() + b"\n"
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-
-    def _watch(self, route: _Route, query: dict[str, str]) -> None:
-        double = self.server.double
-        try:
-            timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else double.default_watch_timeout
-        except ValueError as error:
-            raise bad_request(f"invalid timeoutSeconds: {query['timeoutSeconds']}") from error
-        watcher, backlog, too_old = double.open_watch(route, query)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Cache-Control", "no-cache, private")
-        self.end_headers()
-        if watcher is None:
-            self._chunk({"type": "ERROR", "object": too_old})
-            self.wfile.write(b"0\r\n\r\n")
-            return
-        try:
-            clean = self._stream(watcher, backlog, timeout, query.get("allowWatchBookmarks") == "true")
-            if clean:
-                self.wfile.write(b"0\r\n\r\n")
-            else:
-                self.close_connection = True
-                self.cut()
-        finally:
-            double.close_watch(watcher)
-
-    def _stream(self, watcher: _Watcher, backlog: list[_Event], timeout: float, bookmarks: bool) -> bool:
-        """Send events until the timeout (True: end cleanly) or a drop or stop (False: cut)."""
-        double = self.server.double
-        deadline = time.monotonic() + timeout
-        last_sent = time.monotonic()
-        pending: Iterator[_Event] = iter(backlog)
-        while True:
-            if watcher.dropped.is_set() or double.stopping:
-                return False
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return True
-            event = next(pending, None)
-            if event is None:
-                try:
-                    event = watcher.events.get(timeout=min(remaining, POLL))
-                except queue.Empty:
-                    if bookmarks and time.monotonic() - last_sent >= double.bookmark_interval:
-                        mark = double.bookmark(watcher)
-                        if mark is not None:
-                            self._chunk(mark)
-                            last_sent = time.monotonic()
-                    continue
-            shown = double.translate(watcher, event)
-            if shown is not None:
-                self._chunk(shown)
-                last_sent = time.monotonic()

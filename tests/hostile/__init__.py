@@ -1,0 +1,1 @@
+"""The hostile-input suite (issue 14): every server and the reconciler against tables of attacks."""

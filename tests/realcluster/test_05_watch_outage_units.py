@@ -1,0 +1,113 @@
+"""Watch outages without a server: the backoff's bounds, the outage clock, one log line per change of
+state, and the webhook refusing to vouch for a cache whose watch has failed beyond the bound.
+(The real apiserver restart is in test_40_watch_restart.py; these need no cluster.)"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import kubernetes.client
+import pytest
+import urllib3
+
+from federation.resources import SERVICE_ENTRY
+from federation.store import Outage, Unavailable, Watch
+from objectstore.factory import StoreSource
+from objectstore.kube import KubernetesStore
+from objectstore.statedir import StateDirStore
+from tests.reviews import admission_review, service_entry
+from webhook.app import WATCHES, create_app
+from webhook.settings import WebhookSettings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def store_with(clock: Clock) -> KubernetesStore:
+    return KubernetesStore(kubernetes.client.ApiClient(), [Watch(SERVICE_ENTRY)], name="test", clock=clock)
+
+
+def test_backoff_grows_from_the_minimum_and_is_capped_with_jitter() -> None:
+    store = store_with(Clock())
+    for _ in range(200):
+        assert 0.05 <= store._backoff(1) <= 0.1
+        assert 0.1 <= store._backoff(2) <= 0.2
+        assert 0.5 <= store._backoff(5) <= 1.0
+        assert 0.5 <= store._backoff(10_000) <= 1.0
+
+
+def test_the_outage_is_timed_from_when_it_was_noticed_and_logged_once_per_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    store = store_with(clock)
+    (state,) = store._states
+    refused = urllib3.exceptions.MaxRetryError(None, "/apis", "Connection refused")  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="objectstore.kube")
+    assert store.outage() is None
+    for _ in range(25):  # one second of attempts at the cap, and more
+        store._failed(state, refused)
+        clock.now += 0.5
+    # The list path sees the same refusal as Unavailable: the same cause, no new line.
+    store._failed(state, Unavailable("GET /apis: cannot reach the Kubernetes API: Connection refused"))
+    outage = store.outage()
+    assert outage is not None
+    assert outage.seconds == 12.5
+    assert outage.what.startswith("the watch of serviceentries.networking.istio.io is failing: Unavailable: ")
+    store._failed(state, Unavailable("the server is starting", code=503))
+    store._healthy(state)
+    assert store.outage() is None
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 3, messages
+    assert messages[0].startswith("test: serviceentries.networking.istio.io: MaxRetryError: ")
+    assert messages[1].startswith("test: serviceentries.networking.istio.io: Unavailable: the server is starting")
+    assert messages[2] == "test: serviceentries.networking.istio.io: recovered after 12.5s (27 failed attempts)"
+
+
+class OutageStore(StateDirStore):
+    """A synced store whose watch has been failing for ``seconds``."""
+
+    def __init__(self, root: Path, seconds: float) -> None:
+        super().__init__(root, WATCHES, poll_interval=0)
+        self.seconds = seconds
+
+    def outage(self) -> Outage | None:
+        return Outage(self.seconds, "the watch of serviceentries.networking.istio.io is failing: Unavailable: gone")
+
+
+@pytest.mark.parametrize(("seconds", "ready"), [(4.9, True), (7.0, False)])
+def test_the_webhook_vouches_for_its_cache_only_within_the_bound(tmp_path: Path, seconds: float, ready: bool) -> None:
+    store = OutageStore(tmp_path, seconds)
+    store.start()
+    try:
+        app = create_app(WebhookSettings("cluster-a.local", StoreSource(state=tmp_path)), store=store)
+        client = app.test_client()
+        readyz = client.get("/readyz")
+        body = json.loads(client.post(
+            "/validate", data=json.dumps(admission_review(service_entry("web", "shop", "web.example.com"), uid="u1")),
+            content_type="application/json",
+        ).data)["response"]  # fmt: skip
+    finally:
+        store.stop()
+    if ready:
+        assert readyz.status_code == 200
+        assert body["allowed"] is True
+        return
+    reason = (
+        "the watch of serviceentries.networking.istio.io is failing: Unavailable: gone (for 7s, more than "
+        "--max-cache-staleness 5s)"
+    )
+    assert (readyz.status_code, readyz.get_json()) == (503, {"status": "not ready", "reason": reason})
+    assert body["allowed"] is False
+    assert body["status"]["code"] == 503
+    assert body["status"]["reason"] == "ServiceUnavailable"
+    assert body["status"]["message"] == (
+        f"the istio-federation webhook cannot vouch for its cache: {reason}; retry in a few seconds"
+    )
