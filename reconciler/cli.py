@@ -18,6 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
+from cryptography import x509
+
 from federation.commandline import EXIT_FAILED, EXIT_OK, UsageError
 from federation.store import ObjectStore, StoreError
 from objectstore import factory as store_factory
@@ -101,6 +103,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     register_check(subparsers)
 
 
+def admission_ca_pem(path: str) -> str:
+    """The PEM text of --admission-ca, or a UsageError saying what is wrong with the file; checked
+    here so that a wrong path reads as one line naming it, not as an SSL library message."""
+    fix = "give the CA certificate (PEM) that signed the webhook's serving certificate"
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise UsageError(f"--admission-ca {path}: cannot be read ({error.strerror or error}); {fix}") from error
+    try:
+        text = data.decode("ascii")
+        x509.load_pem_x509_certificates(data)
+    except ValueError as error:
+        raise UsageError(f"--admission-ca {path}: holds no PEM certificate; {fix}") from error
+    return text
+
+
 def run_command(args: argparse.Namespace) -> int:
     options.validate_shared(args)
     source = store_factory.source_from_args(args)
@@ -110,12 +128,13 @@ def run_command(args: argparse.Namespace) -> int:
     if args.admission_webhook is not None:
         if source.state is None:
             raise UsageError("--admission-webhook: only with --state (the apiserver calls the webhook itself)")
-        try:
-            from objectstore.admission import WebhookAdmission
+        from objectstore.admission import WebhookAdmission
 
-            admission = WebhookAdmission(args.admission_webhook, Path(args.admission_ca).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise UsageError(f"--admission-ca/--admission-webhook: {error}") from error
+        ca_pem = admission_ca_pem(args.admission_ca)
+        try:
+            admission = WebhookAdmission(args.admission_webhook, ca_pem)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
     if args.output != "text" and not args.dry_run:
         raise UsageError("--output: only with --dry-run")
     options.require_state_directory(source)

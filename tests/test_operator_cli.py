@@ -173,6 +173,28 @@ def test_a_binary_kubeconfig_and_a_missing_one(tmp_path: Path) -> None:
     assert_one_line("certs-install", missing, f"{API_FLAGS}: kubeconfig {tmp_path / 'absent'}: no such file")
 
 
+def test_an_unusable_admission_ca_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    fix = "give the CA certificate (PEM) that signed the webhook's serving certificate"
+    state = tmp_path / "state"
+    state.mkdir()
+    binary = tmp_path / "ca.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("not a certificate\n")
+    expected = {
+        tmp_path / "absent.pem": "cannot be read (No such file or directory)",
+        tmp_path: "cannot be read (Is a directory)",
+        binary: "holds no PEM certificate",
+        not_pem: "holds no PEM certificate",
+    }
+    for path, problem in expected.items():
+        result = typed(
+            "reconciler", "run", "--once", "--cluster-uuid", UUID, "--local-trust-domain", "cluster-a.local",
+            "--state", str(state), "--admission-webhook", "https://127.0.0.1:1/validate", "--admission-ca", str(path),
+        )  # fmt: skip
+        assert_one_line("reconciler-run", result, f"--admission-ca {path}: {problem}; {fix}")
+
+
 # -- 7. what users expect of a command-line tool ----------------------------------------------------------
 
 
