@@ -8,7 +8,7 @@ server that cannot be reached is one line naming the file or the server address,
 The question is ``GET /version``, which every kube-apiserver answers (to anyone, by default).  Any
 HTTP answer but 401 means the server is there; 401 means it refused the credentials.  What happens
 after a successful start is not decided here: the watch loops retry an API outage in the
-background, with backoff, and the webhook reports a cache it cannot vouch for (``objectstore.kube``).
+background, with backoff, and the webhook reports a cache it cannot vouch for (``objectstore.kubewatch``).
 
 A long-running server (``webhook serve``, ``exporter serve``, ``reconciler run``) that cannot reach
 the API when it starts exits with status 2 and that line, instead of waiting: in a pod the kubelet
@@ -134,12 +134,12 @@ def check_reachable(api_client: Any, credentials: Credentials) -> None:
 def connect(credentials: Credentials) -> Any:
     """A ``kubernetes.client.ApiClient`` for these credentials, with no retries inside urllib3
     (it would log a warning per attempt); an unusable configuration is an ApiServerProblem."""
-    from objectstore import kube
+    from objectstore import kubeapi
 
     if credentials.kubeconfig and not Path(credentials.kubeconfig).is_file():
         raise ApiServerProblem(f"kubeconfig {credentials.kubeconfig}: no such file")
     try:
-        return kube.connect(credentials.kubeconfig, credentials.in_cluster)
+        return kubeapi.connect(credentials.kubeconfig, credentials.in_cluster)
     except Exception as error:  # the client's loaders raise anything from YAML errors to TypeError
         raise ApiServerProblem(load_problem(error, credentials)) from None
 

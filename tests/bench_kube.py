@@ -98,10 +98,10 @@ def rss_mib() -> float:
 
 
 def bare(kubeconfig: str, federation: str, services: int, concurrency: int) -> dict[str, Any]:
-    from objectstore import kube
+    from objectstore import kubeapi
     from reconciler.apply import hostname_of
 
-    client = kube.connect(kubeconfig, False)
+    client = kubeapi.connect(kubeconfig, False)
     objects = desired_objects(federation, services)
     by_host: dict[str, list[KubeObject]] = {}
     for obj in sorted(objects, key=lambda o: (hostname_of(o), o["kind"] != "ServiceEntry")):
@@ -112,7 +112,7 @@ def bare(kubeconfig: str, federation: str, services: int, concurrency: int) -> d
         for obj in group:
             resource = resources.by_kind(obj["kind"])
             assert resource is not None
-            path = kube.resource_path(resource, NAMESPACE)
+            path = kubeapi.resource_path(resource, NAMESPACE)
             request = client.param_serialize(
                 "POST", path, header_params={"Accept": "application/json", "Content-Type": "application/json"},
                 body=obj, auth_settings=["BearerToken"],
@@ -132,12 +132,12 @@ def bare(kubeconfig: str, federation: str, services: int, concurrency: int) -> d
 def applier(kubeconfig: str, federation: str, services: int, concurrency: int) -> dict[str, Any]:
     from federation import ownership
     from federation.store import Watch
-    from objectstore import kube
+    from objectstore import kube, kubeapi
     from reconciler.apply import Applier
     from reconciler.retry import Retry
 
     store = kube.KubernetesStore(
-        kube.connect(kubeconfig, False),
+        kubeapi.connect(kubeconfig, False),
         [
             Watch(resources.ISTIO_FEDERATION),
             Watch(resources.SERVICE_ENTRY, NAMESPACE, ownership.selector()),

@@ -13,7 +13,8 @@ import pytest
 from federation import ownership
 from federation.resources import CONFIG_MAP, ISTIO_FEDERATION, SERVICE_ENTRY, KubeObject
 from federation.store import Conflict, NotFound, Rejected, Unavailable, Watch
-from objectstore.kube import KubernetesStore, connect, parse_warnings
+from objectstore.kube import KubernetesStore
+from objectstore.kubeapi import connect, parse_warnings
 from tests.kubeapi import KubeApiDouble
 from tests.test_kubeapi_double import WEBHOOK_SERVICE, Webhook, configuration
 

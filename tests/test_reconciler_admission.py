@@ -25,7 +25,7 @@ from federation import conditions, resources
 from federation.keys import Keypair
 from federation.store import ObjectStore, Watch
 from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME
-from objectstore import kube
+from objectstore import kube, kubeapi
 from objectstore.admission import WebhookAdmission
 from objectstore.statedir import StateDirStore
 from reconciler.events import CLUSTER_SCOPED_EVENT_NAMESPACE
@@ -143,7 +143,7 @@ def kube_world(
         reconciler_config = tmp_path / "reconciler.kubeconfig"
         kube_api.write_kubeconfig(reconciler_config, DEFAULT_RECONCILER_USERNAME)
         store = kube.KubernetesStore(
-            kube.connect(str(reconciler_config), False),
+            kubeapi.connect(str(reconciler_config), False),
             [
                 *watches(NAMESPACE, MESH_NAMESPACE, mesh_trust=True),
                 Watch(resources.EVENT, CLUSTER_SCOPED_EVENT_NAMESPACE),

@@ -50,7 +50,7 @@ def test_the_outage_is_timed_from_when_it_was_noticed_and_logged_once_per_change
     store = store_with(clock)
     (state,) = store._states
     refused = urllib3.exceptions.MaxRetryError(None, "/apis", "Connection refused")  # type: ignore[arg-type]
-    caplog.set_level(logging.INFO, logger="objectstore.kube")
+    caplog.set_level(logging.INFO, logger="objectstore.kubewatch")
     assert store.outage() is None
     for _ in range(25):  # one second of attempts at the cap, and more
         store._failed(state, refused)
