@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from exporter import sources
+from exporter import published_gateways
 from exporter.app import create_app
 from exporter.settings import DEFAULT_NAMESPACE, Settings, watches
 from exporter.snapshot import SnapshotKeeper, validate_gateway_selector
@@ -64,14 +64,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--gateway-selector",
-        default=sources.DEFAULT_GATEWAY_SELECTOR,
-        help=f"label selector of the ingress gateway Services and pods (default {sources.DEFAULT_GATEWAY_SELECTOR})",
+        default=published_gateways.DEFAULT_GATEWAY_SELECTOR,
+        help=(
+            "label selector of the ingress gateway Services and pods "
+            f"(default {published_gateways.DEFAULT_GATEWAY_SELECTOR})"
+        ),
     )
     parser.add_argument("--gateway-namespace", help="namespace of the ingress gateway (default: --namespace)")
     parser.add_argument(
         "--inlet",
-        choices=sources.INLETS,
-        default=sources.INLET_LOAD_BALANCER,
+        choices=published_gateways.INLETS,
+        default=published_gateways.INLET_LOAD_BALANCER,
         help="how peers reach the gateway: its LoadBalancer address, or node addresses and the nodePort",
     )
     parser.add_argument(
@@ -120,8 +123,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if problem:
         raise UsageError(f"--gateway-selector {args.gateway_selector!r}: {problem}")
     try:
-        advertise = tuple(sources.parse_advertise(item) for item in args.advertise)
-    except sources.AdvertiseError as error:
+        advertise = tuple(published_gateways.parse_advertise(item) for item in args.advertise)
+    except published_gateways.AdvertiseError as error:
         raise UsageError(str(error)) from error
     if not 0 <= args.token_leeway <= 300:
         raise UsageError("--token-leeway must be from 0 to 300 seconds")

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter import sources
+from exporter import published_gateways
 from exporter.snapshot import Snapshot
 from federation import tokens
 
@@ -35,7 +35,13 @@ STATUS_CODES: Final = frozenset({"200", "304", "400", "401", "404", "405", "413"
 # Why private metadata was refused: before a token is parsed, then the token's own codes.
 AUTH_FAILURE_CODES: Final = frozenset({"missing_header", "not_bearer", *tokens.REJECTION_CODES})
 GATEWAY_SOURCES: Final = frozenset(
-    {"none", sources.SOURCE_FLAG, sources.SOURCE_CONFIGMAP, sources.SOURCE_LOAD_BALANCER, sources.SOURCE_NODE_PORT}
+    {
+        "none",
+        published_gateways.SOURCE_FLAG,
+        published_gateways.SOURCE_CONFIGMAP,
+        published_gateways.SOURCE_LOAD_BALANCER,
+        published_gateways.SOURCE_NODE_PORT,
+    }
 )
 SKIP_KINDS: Final = frozenset({"service", "port", "gateway"})
 _FIXED_WORD = re.compile(r"[a-z][a-z0-9_]{0,47}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter import sources
+from exporter import published_gateways
 from federation import ownership, resources, tokens
 from federation.documents import IngressGateway
 from federation.spiffe import DEFAULT_REFRESH_HINT_SECONDS
@@ -20,8 +20,8 @@ class Settings:
     cluster_domain: str
     namespace: str = DEFAULT_NAMESPACE
     gateway_namespace: str = DEFAULT_NAMESPACE
-    gateway_selector: str = sources.DEFAULT_GATEWAY_SELECTOR
-    inlet: str = sources.INLET_LOAD_BALANCER
+    gateway_selector: str = published_gateways.DEFAULT_GATEWAY_SELECTOR
+    inlet: str = published_gateways.INLET_LOAD_BALANCER
     advertise: tuple[IngressGateway, ...] = ()
     keypair_dir: Path | None = None
     token_leeway: int = tokens.DEFAULT_LEEWAY_SECONDS
@@ -38,7 +38,7 @@ def watches(settings: Settings) -> list[Watch]:
     ]
     if not settings.advertise:
         result.append(Watch(resources.SERVICE, settings.gateway_namespace, settings.gateway_selector))
-        if settings.inlet == sources.INLET_NODE_PORT:
+        if settings.inlet == published_gateways.INLET_NODE_PORT:
             result.append(Watch(resources.POD, settings.gateway_namespace, settings.gateway_selector))
             result.append(Watch(resources.NODE))
     if settings.keypair_dir is None:

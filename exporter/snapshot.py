@@ -19,8 +19,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from exporter import identity, sources, trust
+from exporter import identity, published_gateways, published_services, trust
 from exporter.settings import Settings
+from exporter.skips import Skip
 from federation import ownership, resources, selectors, spiffe
 from federation.documents import PrivateMetadata, PublicMetadata
 from federation.resources import KubeObject
@@ -72,7 +73,7 @@ class Snapshot:
     # Why a document is unavailable (the exporter is not ready while public or private is).
     problems: tuple[str, ...] = ()
     # Things left out or distrusted: logged once when they appear, counted by reason.
-    skips: tuple[sources.Skip, ...] = ()
+    skips: tuple[Skip, ...] = ()
     trust_problems: tuple[str, ...] = ()
     services: int = 0
     gateways: int = 0
@@ -95,7 +96,7 @@ def gather(store: ObjectStore, settings: Settings) -> Inputs:
     nodes: list[KubeObject] = []
     if not settings.advertise:
         gateway_services = store.list(resources.SERVICE, settings.gateway_namespace, settings.gateway_selector)
-        if settings.inlet == sources.INLET_NODE_PORT:
+        if settings.inlet == published_gateways.INLET_NODE_PORT:
             pods = store.list(resources.POD, settings.gateway_namespace, settings.gateway_selector)
             nodes = store.list(resources.NODE)
     keypair_dir_files: dict[str, str] = {}
@@ -107,7 +108,7 @@ def gather(store: ObjectStore, settings: Settings) -> Inputs:
         gateway_services=tuple(gateway_services),
         gateway_pods=tuple(pods),
         nodes=tuple(nodes),
-        advertise_configmap=store.get(resources.CONFIG_MAP, settings.namespace, sources.ADVERTISE_CONFIGMAP),
+        advertise_configmap=store.get(resources.CONFIG_MAP, settings.namespace, published_gateways.ADVERTISE_CONFIGMAP),
         root_ca_configmap=store.get(resources.CONFIG_MAP, settings.namespace, identity.ROOT_CA_CONFIGMAP),
         keypair_secret=(
             store.get(resources.SECRET, settings.namespace, identity.KEYPAIR_SECRET)
@@ -143,15 +144,17 @@ def build(inputs: Inputs, settings: Settings, *, generation: int, now: float = 0
         except spiffe.BundleError as error:
             problems.append(f"ConfigMap {settings.namespace}/{identity.ROOT_CA_CONFIGMAP}: {error}")
 
-    services = sources.public_services(inputs.public_services, settings.cluster_domain)
-    gateways = sources.ingress_gateways(
+    services = published_services.public_services(inputs.public_services, settings.cluster_domain)
+    gateways = published_gateways.ingress_gateways(
         advertise=settings.advertise,
         advertise_configmap=inputs.advertise_configmap,
         inlet=settings.inlet,
         # The store already filters by namespace and selector; filtering again keeps build()
         # correct for any input, e.g. a backend that caches the namespace whole.
-        services=sources.matching(inputs.gateway_services, settings.gateway_namespace, settings.gateway_selector),
-        pods=sources.matching(inputs.gateway_pods, settings.gateway_namespace, settings.gateway_selector),
+        services=published_gateways.matching(
+            inputs.gateway_services, settings.gateway_namespace, settings.gateway_selector
+        ),
+        pods=published_gateways.matching(inputs.gateway_pods, settings.gateway_namespace, settings.gateway_selector),
         nodes=inputs.nodes,
     )
     private = Document.of(PrivateMetadata(gateways.gateways, services.services).to_json())

@@ -4,6 +4,9 @@ Two sovereign clusters, cluster-a.local and cluster-b.local, each with its own I
 own Ed25519 identity, and a state directory as its object store.  Each runs the real components
 as separate processes: an exporter over HTTPS, the admission webhook, and the reconciler.  Objects
 an admin would ``kubectl apply`` go through the cluster's webhook, as the apiserver would send them.
+
+This module tells the story and plays the admin; setting up the clusters and running their servers
+is :mod:`istio_federation.demo_clusters`.
 """
 
 from __future__ import annotations
@@ -11,61 +14,37 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import shutil
 import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from ipaddress import ip_address
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
-from certs import istio_ca, webhook_cert
 from certs.authority import Authority, common_name
-from federation import keys, ownership, resources
-from federation.commandline import UsageError
+from federation import ownership, resources
 from federation.istio.hosts import hosts_of
 from federation.store import Rejected
+from istio_federation.demo_clusters import (
+    GATEWAYS,
+    MESH_NAMESPACE,
+    NAMESPACE,
+    READY_TIMEOUT,
+    RECONCILER_USER,
+    Cluster,
+    cli_command,
+    prepare_cluster,
+    prepare_workdir,
+    running_servers,
+    tls_context,
+)
 from objectstore.admission import WebhookAdmission
-from objectstore.statedir import StateDirStore, canonical_path, dump
-
-NAMESPACE = "istio-federation"
-MESH_NAMESPACE = "istio-system"
-RECONCILER_USER = "system:serviceaccount:istio-federation:istio-federation-reconciler"
-WEBHOOK_DNS = "istio-federation-webhook.istio-federation.svc"
-MARKER = ".istio-federation-demo"
-GATEWAYS = {"cluster-a": ["198.51.100.10", "198.51.100.11"], "cluster-b": ["203.0.113.10", "203.0.113.11"]}
-READY_TIMEOUT = 30.0
-ISTIOD = "istiod.istio-system.svc:15012"
-
-
-@dataclass
-class Cluster:
-    name: str
-    root: Path
-    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
-    exporter_port: int = 0
-    webhook_port: int = 0
-
-    @property
-    def domain(self) -> str:
-        return f"{self.name}.local"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
-
-    @property
-    def metadata_endpoint(self) -> str:
-        return f"https://127.0.0.1:{self.exporter_port}/metadata/"
+from objectstore.statedir import StateDirStore
 
 
 class Narrator:
@@ -89,133 +68,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where the clusters' state and logs live; replaced on every run",
     )  # fmt: skip
     demo.set_defaults(handler=_run)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "istio_federation.cli", *args]
-
-
-def _seed(cluster: Cluster, obj: dict[str, Any]) -> None:
-    """Objects the cluster already has before federation (Services, Istio's ConfigMaps)."""
-    path = canonical_path(cluster.state, obj)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump(obj))
-
-
-def _prepare(cluster: Cluster, demo_ca: Authority, now: datetime.datetime) -> None:
-    files = cluster.root / "files"
-    files.mkdir(parents=True)
-    istio = istio_ca.generate(cluster.domain, key_type="ec", days=365, now=now)
-    (files / "root-cert.pem").write_bytes(istio.root.certificate_pem())
-    identity = keys.Keypair.generate()
-    for port_name, dns_names in (("exporter", ["localhost"]), ("webhook", [WEBHOOK_DNS])):
-        leaf = webhook_cert.issue(demo_ca, dns_names=dns_names, ip_addresses=[ip_address("127.0.0.1")], days=1, now=now)
-        (files / f"{port_name}.crt").write_bytes(leaf.certificate_pem())
-        key_path = files / f"{port_name}.key"
-        key_path.write_bytes(leaf.private_key_pem())
-        key_path.chmod(0o600)
-    _seed(cluster, {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "istio-ca-root-cert", "namespace": NAMESPACE},
-        "data": {"root-cert.pem": istio.root.certificate_pem().decode()},
-    })  # fmt: skip
-    _seed(cluster, {
-        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": "istio-federation-authn-keypair", "namespace": NAMESPACE},
-        "stringData": {"priv.pem": identity.private_pem(), "pub.pem": identity.public_pem},
-    })  # fmt: skip
-    _seed(cluster, {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "istio", "namespace": MESH_NAMESPACE},
-        "data": {"mesh": f"trustDomain: {cluster.domain}\ndefaultConfig:\n  discoveryAddress: {ISTIOD}\n"},
-    })  # fmt: skip
-    gateways = [{"address": address, "port": 15443} for address in GATEWAYS[cluster.name]]
-    _seed(cluster, {
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "metadata-exporter-ingressgateway-advertise", "namespace": NAMESPACE},
-        "data": {"gateways.json": json.dumps(gateways)},
-    })  # fmt: skip
-    if cluster.name == "cluster-b":
-        _seed(cluster, {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "bar", "namespace": "xyz", "labels": {ownership.PUBLIC_SERVICE_LABEL: ""}},
-            "spec": {"type": "ClusterIP",
-                     "ports": [{"name": "http", "port": 8080}, {"name": "grpc-api", "port": 9090}]},
-        })  # fmt: skip
-
-
-def _context(demo_ca_pem: bytes) -> ssl.SSLContext:
-    context = ssl.create_default_context(cadata=demo_ca_pem.decode())
-    context.check_hostname = False  # the demo's servers are reached by IP; the chain is still verified
-    return context
-
-
-def _wait_ready(url: str, context: ssl.SSLContext, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited early; see {log}:\n{log.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, context=context, timeout=2) as response:  # noqa: S310 - https only
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} was not ready after {READY_TIMEOUT:.0f} s; see {log}")
-
-
-@contextmanager
-def _servers(clusters: Sequence[Cluster], demo_ca_pem: bytes, logs: Path) -> Iterator[None]:
-    processes: list[tuple[subprocess.Popen[bytes], str, Path]] = []
-    try:
-        for cluster in clusters:
-            files = cluster.root / "files"
-            cluster.exporter_port, cluster.webhook_port = _free_port(), _free_port()
-            commands = {
-                "exporter": _cli(
-                    "exporter", "serve", "--cluster-uuid", cluster.uuid, "--cluster-domain", cluster.domain,
-                    "--state", str(cluster.state), "--namespace", NAMESPACE,
-                    "--host", "127.0.0.1", "--port", str(cluster.exporter_port), "--poll-interval", "0.2",
-                    "--tls-cert-file", str(files / "exporter.crt"),
-                    "--tls-private-key-file", str(files / "exporter.key"),
-                ),
-                "webhook": _cli(
-                    "webhook", "serve", "--local-trust-domain", cluster.domain, "--state", str(cluster.state),
-                    "--host", "127.0.0.1", "--port", str(cluster.webhook_port),
-                    "--reconciler-username", RECONCILER_USER,
-                    "--tls-cert-file", str(files / "webhook.crt"), "--tls-private-key-file", str(files / "webhook.key"),
-                ),
-            }  # fmt: skip
-            for component, command in commands.items():
-                log = logs / f"{cluster.name}-{component}.log"
-                with log.open("wb") as handle:
-                    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-                port = cluster.exporter_port if component == "exporter" else cluster.webhook_port
-                processes.append((process, f"https://127.0.0.1:{port}/readyz", log))
-        context = _context(demo_ca_pem)
-        for process, url, log in processes:
-            _wait_ready(url, context, process, log)
-        yield
-    finally:
-        for process, _, _ in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process, _, _ in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
 
 
 def _wait_cached(cluster: Cluster, context: ssl.SSLContext, resource: str, count: int) -> None:
@@ -259,7 +111,7 @@ def _reconcile(cluster: Cluster, demo_ca_pem_file: Path, narrator: Narrator, *, 
     ``expected_refusal`` explains a failure the story expects (the first sync, before the remote
     knows this cluster's key), so it does not read as an error.
     """
-    command = _cli(
+    command = cli_command(
         "--log-level", "INFO", "reconciler", "run", "--once",
         "--cluster-uuid", cluster.uuid, "--local-trust-domain", cluster.domain,
         "--state", str(cluster.state), "--namespace", NAMESPACE, "--metrics-port", "0",
@@ -360,23 +212,11 @@ def _federation(name: str, remote: Cluster, demo_ca_pem: bytes) -> dict[str, Any
     }
 
 
-def _prepare_workdir(workdir: Path) -> None:
-    if workdir.exists():
-        if not (workdir / MARKER).exists():
-            raise UsageError(f"--workdir {workdir} exists and was not made by the demo; choose another --workdir")
-        shutil.rmtree(workdir)
-    try:
-        workdir.mkdir(parents=True)
-        (workdir / MARKER).write_text("made by istio-federation demo; deleted by the next run\n")
-    except OSError as error:
-        raise UsageError(f"--workdir {workdir}: cannot create it: {error.strerror or error}") from None
-
-
 def run(workdir: Path, out: TextIO = sys.stdout) -> int:
     started = time.monotonic()
     narrator = Narrator(out)
     workdir = workdir.resolve()
-    _prepare_workdir(workdir)
+    prepare_workdir(workdir)
     logs = workdir / "logs"
     logs.mkdir()
     now = datetime.datetime.now(datetime.UTC)
@@ -386,7 +226,7 @@ def run(workdir: Path, out: TextIO = sys.stdout) -> int:
     demo_ca_file.write_bytes(demo_ca_pem)
     a, b = Cluster("cluster-a", workdir / "cluster-a"), Cluster("cluster-b", workdir / "cluster-b")
     for cluster in (a, b):
-        _prepare(cluster, demo_ca, now)
+        prepare_cluster(cluster, demo_ca, now)
     narrator.say(
         "Two sovereign clusters, each with its own Istio root CA and Ed25519 identity:\n"
         f"  cluster-a.local  uuid {a.uuid}\n  cluster-b.local  uuid {b.uuid}\n"
@@ -394,9 +234,9 @@ def run(workdir: Path, out: TextIO = sys.stdout) -> int:
         f"gateways at {', '.join(GATEWAYS['cluster-b'])} (port 15443). Starting exporters and webhooks…",
         indent=0,
     )
-    context = _context(demo_ca_pem)
+    context = tls_context(demo_ca_pem)
     with ExitStack() as stack:
-        stack.enter_context(_servers((a, b), demo_ca_pem, logs))
+        stack.enter_context(running_servers((a, b), demo_ca_pem, logs))
 
         narrator.heading("the exporters publish their metadata")
         code, public, _ = _get(f"{b.metadata_endpoint}public/public.json", context)
@@ -474,7 +314,7 @@ def run(workdir: Path, out: TextIO = sys.stdout) -> int:
 
         narrator.heading("diagnostics: istio-federation check in cluster-a")
         check = subprocess.run(
-            _cli("check", "--cluster-uuid", a.uuid, "--local-trust-domain", a.domain, "--state", str(a.state),
+            cli_command("check", "--cluster-uuid", a.uuid, "--local-trust-domain", a.domain, "--state", str(a.state),
                  "--namespace", NAMESPACE),
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip

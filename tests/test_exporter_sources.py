@@ -1,4 +1,7 @@
-"""``exporter.sources``: public services and ingress-gateway discovery, as pure functions of objects."""
+"""Public services and ingress-gateway discovery, as pure functions of objects.
+
+``exporter.published_services``, ``exporter.published_gateways`` and the ``exporter.skips`` they report.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from exporter import sources
-from exporter.sources import Skip
+from exporter import published_gateways, published_services
+from exporter.skips import Skip
 from federation.documents import IngressGateway, PublicService, ServicePort
 from tests.test_exporter_fixtures import CLUSTER_DOMAIN, configmap, gateway_pod, gateway_service, node, service
 
@@ -24,7 +27,7 @@ def test_labelled_services_are_exported_with_hostname_and_protocols_from_port_na
         {"name": "http2-api", "port": 8081},
         {"name": "mytls", "port": 7443},
     ]
-    result = sources.public_services(
+    result = published_services.public_services(
         [service("reviews", ports=ports), service("details", "shop"), service("internal", labels={})], CLUSTER_DOMAIN
     )
     assert result.skips == ()
@@ -147,7 +150,7 @@ SKIPS: list[tuple[str, dict[str, Any], list[Skip], list[str]]] = [
 def test_skips_are_reported_with_reason_and_fix(
     name: str, obj: dict[str, Any], skips: list[Skip], exported: list[str]
 ) -> None:
-    result = sources.public_services([obj], CLUSTER_DOMAIN)
+    result = published_services.public_services([obj], CLUSTER_DOMAIN)
     assert list(result.skips) == sorted(skips)
     assert [found.hostname for found in result.services] == exported
 
@@ -164,7 +167,7 @@ def test_skips_are_reported_with_reason_and_fix(
     ],
 )
 def test_advertise_flag_parses(text: str, expected: IngressGateway) -> None:
-    assert sources.parse_advertise(text) == expected
+    assert published_gateways.parse_advertise(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -180,8 +183,8 @@ def test_advertise_flag_parses(text: str, expected: IngressGateway) -> None:
     ],
 )
 def test_advertise_flag_errors_say_what_to_write(text: str, message: str) -> None:
-    with pytest.raises(sources.AdvertiseError) as raised:
-        sources.parse_advertise(text)
+    with pytest.raises(published_gateways.AdvertiseError) as raised:
+        published_gateways.parse_advertise(text)
     assert str(raised.value) == message
 
 
@@ -192,12 +195,12 @@ def gateways(
     *,
     advertise: tuple[IngressGateway, ...] = (),
     advertise_configmap: dict[str, Any] | None = None,
-    inlet: str = sources.INLET_LOAD_BALANCER,
+    inlet: str = published_gateways.INLET_LOAD_BALANCER,
     services: list[dict[str, Any]] | None = None,
     pods: list[dict[str, Any]] | None = None,
     nodes: list[dict[str, Any]] | None = None,
-) -> sources.Gateways:
-    return sources.ingress_gateways(
+) -> published_gateways.Gateways:
+    return published_gateways.ingress_gateways(
         advertise=advertise,
         advertise_configmap=advertise_configmap,
         inlet=inlet,
@@ -208,7 +211,9 @@ def gateways(
 
 
 def advertise_cm(key: str, value: Any) -> dict[str, Any]:
-    return configmap(sources.ADVERTISE_CONFIGMAP, {key: value if isinstance(value, str) else json.dumps(value)})
+    return configmap(
+        published_gateways.ADVERTISE_CONFIGMAP, {key: value if isinstance(value, str) else json.dumps(value)}
+    )
 
 
 def test_advertise_flag_wins_over_configmap_and_discovery_and_is_sorted() -> None:
@@ -216,7 +221,7 @@ def test_advertise_flag_wins_over_configmap_and_discovery_and_is_sorted() -> Non
         advertise=(IngressGateway("b.example.com", 443), IngressGateway("a.example.com", 443)),
         advertise_configmap=advertise_cm("gateways.json", [{"address": "10.0.0.9", "port": 1}]),
     )
-    assert result == sources.Gateways(
+    assert result == published_gateways.Gateways(
         (IngressGateway("a.example.com", 443), IngressGateway("b.example.com", 443)), "flag", ()
     )
 
@@ -227,7 +232,7 @@ def test_configmap_wins_over_discovery() -> None:
             "gateways.json", [{"address": "gw.example.com", "port": 443}, {"address": "198.51.100.1", "port": 15443}]
         )
     )
-    assert result == sources.Gateways(
+    assert result == published_gateways.Gateways(
         (IngressGateway("198.51.100.1", 15443), IngressGateway("gw.example.com", 443)), "configmap", ()
     )
 
@@ -238,7 +243,7 @@ def test_configmap_legacy_key_is_read_and_the_new_key_preferred() -> None:
     )
     assert legacy.gateways == (IngressGateway("1.1.1.1", 1),)
     both = configmap(
-        sources.ADVERTISE_CONFIGMAP,
+        published_gateways.ADVERTISE_CONFIGMAP,
         {
             "gateways.json": '[{"address": "2.2.2.2", "port": 2}]',
             "ingressgateways-array.json": '[{"address": "1.1.1.1", "port": 1}]',
@@ -284,14 +289,16 @@ def test_configmap_entries_that_are_wrong_are_skipped_by_path() -> None:
     ids=["no key", "not JSON"],
 )
 def test_unusable_configmap_falls_back_to_discovery_with_a_reason(data: dict[str, str], detail: str) -> None:
-    result = gateways(advertise_configmap=configmap(sources.ADVERTISE_CONFIGMAP, data))
+    result = gateways(advertise_configmap=configmap(published_gateways.ADVERTISE_CONFIGMAP, data))
     assert result.source == "loadbalancer"
     assert result.gateways == (IngressGateway("203.0.113.10", 15443),)
     assert [skip.detail for skip in result.skips] == [detail]
 
 
 def test_empty_configmap_list_means_no_gateways_on_purpose() -> None:
-    assert gateways(advertise_configmap=advertise_cm("gateways.json", [])) == sources.Gateways((), "configmap", ())
+    assert gateways(advertise_configmap=advertise_cm("gateways.json", [])) == published_gateways.Gateways(
+        (), "configmap", ()
+    )
 
 
 def test_load_balancer_ip_first_then_hostname_sorted_and_deduplicated() -> None:
@@ -302,7 +309,7 @@ def test_load_balancer_ip_first_then_hostname_sorted_and_deduplicated() -> None:
             gateway_service("c", ingress=[{"ip": "198.51.100.7"}]),
         ]
     )
-    assert result == sources.Gateways(
+    assert result == published_gateways.Gateways(
         (IngressGateway("198.51.100.7", 15443), IngressGateway("lb.example.com", 15443)), "loadbalancer", ()
     )
 
@@ -330,7 +337,7 @@ def test_no_gateway_service_is_reported() -> None:
 
 def test_node_port_uses_ready_schedulable_nodes_running_gateway_pods() -> None:
     result = gateways(
-        inlet=sources.INLET_NODE_PORT,
+        inlet=published_gateways.INLET_NODE_PORT,
         pods=[
             gateway_pod("gw-1", "node-ext"),
             gateway_pod("gw-2", "node-int"),
@@ -368,13 +375,15 @@ def test_node_port_uses_ready_schedulable_nodes_running_gateway_pods() -> None:
 def test_node_port_without_a_tls_node_port_is_reported() -> None:
     svc = gateway_service()
     del svc["spec"]["ports"][0]["nodePort"]
-    result = gateways(inlet=sources.INLET_NODE_PORT, services=[svc], pods=[gateway_pod("gw", "n")], nodes=[node("n")])
+    result = gateways(
+        inlet=published_gateways.INLET_NODE_PORT, services=[svc], pods=[gateway_pod("gw", "n")], nodes=[node("n")]
+    )
     assert result.gateways == ()
     assert [skip.reason for skip in result.skips] == ["no_tls_port"]
 
 
 def test_matching_narrows_to_namespace_and_selector() -> None:
-    found = sources.matching(
+    found = published_gateways.matching(
         [
             gateway_service("b"),
             gateway_service("a"),

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from exporter import settings as exporter_settings
-from exporter.sources import INLETS
+from exporter.published_gateways import INLETS
 from federation.documents import IngressGateway
 from reconciler.options import DEFAULT_MESH_NAMESPACE
 from reconciler.options import watches as reconciler_watches

@@ -1,13 +1,8 @@
-"""What this cluster exports, derived from cached objects by pure functions.
+"""The ingress gateways this cluster publishes, derived from cached objects by pure functions.
 
-* Public services: Services labelled ``federation.istio.deckhouse.io/public-service`` with an
-  empty value, in any namespace.
-* Ingress gateways, in order of precedence: an explicit advertise list (flag or ConfigMap), the
-  load-balancer addresses of the gateway Services, or the nodes that run gateway pods.
-
-Every object or port left out gets a :class:`Skip` with a fixed ``reason`` (a metric label) and a
-sentence naming the object and the fix (a log line): nothing is dropped silently, and nothing is
-exported half-broken.
+In order of precedence: an explicit advertise list (flag or ConfigMap), the load-balancer
+addresses of the gateway Services, or the nodes that run gateway pods. A gateway, node or
+ConfigMap entry left out gets a :class:`~exporter.skips.Skip`.
 """
 
 from __future__ import annotations
@@ -18,8 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from federation import dns, ownership, protocols, resources, selectors
-from federation.documents import IngressGateway, PublicService, ServicePort
+from exporter.skips import Skip, object_name
+from federation import dns, resources, selectors
+from federation.documents import IngressGateway
 from federation.resources import KubeObject
 
 ADVERTISE_CONFIGMAP = "metadata-exporter-ingressgateway-advertise"
@@ -37,127 +33,12 @@ SOURCE_CONFIGMAP = "configmap"
 SOURCE_LOAD_BALANCER = "loadbalancer"
 SOURCE_NODE_PORT = "nodeport"
 
-# The ingress gateway forwards TLS over TCP (SNI passthrough), so UDP and SCTP ports of a public
-# Service could never be reached from another cluster.
-_FORWARDABLE_PROTOCOLS = ("TCP",)
-
-
-@dataclass(frozen=True, order=True)
-class Skip:
-    """One thing not exported. ``reason`` is a fixed word; ``detail`` is the log sentence."""
-
-    kind: str
-    reason: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class PublicServices:
-    services: tuple[PublicService, ...]
-    skips: tuple[Skip, ...]
-
 
 @dataclass(frozen=True)
 class Gateways:
     gateways: tuple[IngressGateway, ...]
     source: str
     skips: tuple[Skip, ...]
-
-
-# -- public services ---------------------------------------------------------------------------
-
-
-def _object_name(obj: KubeObject) -> str:
-    return f"{resources.namespace_of(obj)}/{resources.name_of(obj)}"
-
-
-def public_services(services: Iterable[KubeObject], cluster_domain: str) -> PublicServices:
-    """The public services among ``services`` (which may hold others: they are ignored)."""
-    exported: list[PublicService] = []
-    skips: list[Skip] = []
-    for service in services:
-        labels = resources.labels(service)
-        if ownership.PUBLIC_SERVICE_LABEL not in labels:
-            continue
-        name = _object_name(service)
-        value = labels[ownership.PUBLIC_SERVICE_LABEL]
-        if value != "":
-            # Deckhouse selects "label=" (empty value) only; "true" is the commonest mistake.
-            skips.append(
-                Skip(
-                    "service",
-                    "label_value_not_empty",
-                    f"Service {name} not exported: label {ownership.PUBLIC_SERVICE_LABEL} has value "
-                    f"{value!r}; set it to the empty string to export the Service",
-                )
-            )
-            continue
-        spec = resources.spec(service)
-        if spec.get("type") == "ExternalName":
-            skips.append(
-                Skip(
-                    "service",
-                    "external_name",
-                    f"Service {name} not exported: ExternalName Services cannot be federated; "
-                    "remove the label or export a Service with a selector",
-                )
-            )
-            continue
-        ports, port_skips = _service_ports(name, spec.get("ports"))
-        skips.extend(port_skips)
-        if not ports:
-            skips.append(
-                Skip(
-                    "service",
-                    "no_usable_ports",
-                    f"Service {name} not exported: it has no named TCP port (spec.ports)",
-                )
-            )
-            continue
-        hostname = f"{resources.name_of(service)}.{resources.namespace_of(service)}.svc.{cluster_domain}"
-        exported.append(PublicService(hostname, tuple(sorted(ports, key=lambda port: (port.port, port.name)))))
-    return PublicServices(tuple(sorted(exported)), tuple(sorted(skips)))
-
-
-def _service_ports(name: str, ports: Any) -> tuple[list[ServicePort], list[Skip]]:
-    result: list[ServicePort] = []
-    skips: list[Skip] = []
-    for position, port in enumerate(ports if isinstance(ports, list) else []):
-        where = f"Service {name} spec.ports[{position}]"
-        if not isinstance(port, dict):
-            skips.append(Skip("port", "invalid_port", f"{where} not exported: not an object"))
-            continue
-        port_name = port.get("name")
-        if not isinstance(port_name, str) or not port_name:
-            skips.append(
-                Skip(
-                    "port",
-                    "unnamed_port",
-                    f"{where} not exported: the port has no name; name it (e.g. http, grpc, tls-…) "
-                    "so that peers can derive its protocol",
-                )
-            )
-            continue
-        number = port.get("port")
-        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
-            skips.append(Skip("port", "invalid_port", f"{where} ({port_name}) not exported: port must be 1-65535"))
-            continue
-        transport = str(port.get("protocol") or "TCP").upper()
-        if transport not in _FORWARDABLE_PROTOCOLS:
-            skips.append(
-                Skip(
-                    "port",
-                    "not_tcp",
-                    f"{where} ({port_name}) not exported: protocol {transport} cannot cross the ingress "
-                    "gateway, which forwards TCP only",
-                )
-            )
-            continue
-        result.append(ServicePort(port_name, number, protocols.protocol_for_port_name(port_name)))
-    return result, skips
-
-
-# -- ingress gateways --------------------------------------------------------------------------
 
 
 class AdvertiseError(ValueError):
@@ -205,7 +86,7 @@ def advertised_from_configmap(configmap: KubeObject) -> tuple[tuple[IngressGatew
     None (with a skip) when the ConfigMap is unusable as a whole; then discovery takes over,
     because publishing no gateways would make every peer drop this cluster's services.
     """
-    name = f"ConfigMap {_object_name(configmap)}"
+    name = f"ConfigMap {object_name(configmap)}"
     data = configmap.get("data")
     data = data if isinstance(data, dict) else {}
     key = ADVERTISE_KEY if ADVERTISE_KEY in data else ADVERTISE_LEGACY_KEY if ADVERTISE_LEGACY_KEY in data else None
@@ -265,7 +146,7 @@ def load_balancer_gateways(services: Sequence[KubeObject]) -> tuple[list[Ingress
     gateways: list[IngressGateway] = []
     skips: list[Skip] = []
     for service in services:
-        name = f"gateway Service {_object_name(service)}"
+        name = f"gateway Service {object_name(service)}"
         port = _first_port(service, "port")
         if port is None:
             skips.append(Skip("gateway", "no_tls_port", f"{name} not advertised: it has no port named {TLS_PORT_NAME}"))
