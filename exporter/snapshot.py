@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from exporter import identity, sources, trust
 from exporter.settings import Settings
 from federation import ownership, resources, selectors, spiffe
-from federation.documents import PrivateMetadata, PublicMetadata
+from federation.documents.private import PrivateMetadata
+from federation.documents.public import PublicMetadata
 from federation.resources import KubeObject
 from federation.store import ObjectStore
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from federation import dns, ownership, protocols, resources, selectors
-from federation.documents import IngressGateway, PublicService, ServicePort
+from federation.documents.ingress_gateways import IngressGateway
+from federation.documents.public_services import PublicService, ServicePort
 from federation.resources import KubeObject
 
 ADVERTISE_CONFIGMAP = "metadata-exporter-ingressgateway-advertise"
