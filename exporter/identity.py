@@ -19,7 +19,8 @@ import binascii
 from dataclasses import dataclass
 from pathlib import Path
 
-from federation import documents, keys, resources
+from federation import keys, resources
+from federation.documents.public import root_ca_problem
 from federation.resources import KubeObject
 
 KEYPAIR_SECRET = "istio-federation-authn-keypair"
@@ -122,7 +123,7 @@ def root_ca(configmap: KubeObject | None, namespace: str) -> tuple[str | None, l
     pem = data.get(ROOT_CA_KEY) if isinstance(data, dict) else None
     if not isinstance(pem, str) or not pem.strip():
         return None, [f"{where} has no data key {ROOT_CA_KEY}: put the mesh root certificate (PEM) there"]
-    problem = documents.root_ca_problem(pem)
+    problem = root_ca_problem(pem)
     if problem:
         return None, [f"{where} data[{ROOT_CA_KEY}]: {problem}"]
     return pem, []

@@ -15,7 +15,7 @@ from typing import Any
 
 from exporter.skips import Skip, object_name
 from federation import dns, resources, selectors
-from federation.documents import IngressGateway
+from federation.documents.ingress_gateways import IngressGateway
 from federation.resources import KubeObject
 
 ADVERTISE_CONFIGMAP = "metadata-exporter-ingressgateway-advertise"

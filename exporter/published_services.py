@@ -12,7 +12,7 @@ from typing import Any
 
 from exporter.skips import Skip, object_name
 from federation import ownership, protocols, resources
-from federation.documents import PublicService, ServicePort
+from federation.documents.public_services import PublicService, ServicePort
 from federation.resources import KubeObject
 
 # The ingress gateway forwards TLS over TCP (SNI passthrough), so UDP and SCTP ports of a public

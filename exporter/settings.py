@@ -7,7 +7,7 @@ from pathlib import Path
 
 from exporter import published_gateways
 from federation import ownership, resources, tokens
-from federation.documents import IngressGateway
+from federation.documents.ingress_gateways import IngressGateway
 from federation.spiffe import DEFAULT_REFRESH_HINT_SECONDS
 from federation.store import Watch
 

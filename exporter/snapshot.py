@@ -23,7 +23,8 @@ from exporter import identity, published_gateways, published_services, trust
 from exporter.settings import Settings
 from exporter.skips import Skip
 from federation import ownership, resources, selectors, spiffe
-from federation.documents import PrivateMetadata, PublicMetadata
+from federation.documents.private import PrivateMetadata
+from federation.documents.public import PublicMetadata
 from federation.resources import KubeObject
 from federation.store import ObjectStore
 

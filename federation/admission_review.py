@@ -8,7 +8,8 @@ Both ends of a review use this module, in the manner of kopf's ``reviews.py``:
   ``objectstore/admission.py``, the test double's ``tests/kubeapi/admission.py``) builds a request
   with :func:`build_request` and reads the answer with :func:`read_response`.
 
-The answer itself, on either end, is an :class:`AdmissionResponse`.
+The answer itself, on either end, is a :class:`federation.admission_response.AdmissionResponse`,
+and a denial's body a metav1.Status (:mod:`federation.api_status`).
 
 Two error channels, as the apiserver expects: a request that is not a well-formed AdmissionReview
 gets HTTP 400 (:class:`MalformedReview`); a well-formed review of a bad object gets HTTP 200 with
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Required, TypedDict, cast
 
 from federation import boundedjson
-from federation.fields import MAX_REPORTED_ERRORS, FieldError, invalid_message, more_errors
+from federation.admission_response import AdmissionResponse
+from federation.api_status import Status
 from federation.istio.gostrings import SHOWN_LIMIT as _SHOWN
 from federation.istio.gostrings import more_bytes
 from federation.resources import KubeObject, Resource
@@ -58,7 +60,7 @@ REVIEW_LIMITS: Final = boundedjson.Limits(
 )
 """The limits of an AdmissionReview body, checked before anything recurses (:mod:`federation.boundedjson`)."""
 
-# --- the wire format (kubernetes/api admission/v1/types.go, apimachinery meta/v1 Status) ----------------
+# --- the wire format (kubernetes/api admission/v1/types.go; the Status is federation.api_status) ----------
 
 
 class GroupVersionKind(TypedDict):
@@ -98,30 +100,6 @@ class Request(TypedDict, total=False):
     options: dict[str, Any]
 
 
-class StatusCause(TypedDict, total=False):
-    reason: str
-    message: str
-    field: str
-
-
-class StatusDetails(TypedDict, total=False):
-    name: str
-    group: str
-    kind: str
-    causes: list[StatusCause]
-
-
-class Status(TypedDict, total=False):
-    kind: str
-    apiVersion: str
-    metadata: dict[str, Any]
-    status: str
-    message: str
-    reason: str
-    details: StatusDetails
-    code: int
-
-
 class Response(TypedDict, total=False):
     uid: Required[str]
     allowed: Required[bool]
@@ -134,93 +112,6 @@ class Review(TypedDict, total=False):
     kind: Required[str]
     request: Request
     response: Response
-
-
-# --- Status bodies --------------------------------------------------------------------------------------
-
-
-def failure_status(*, code: int, reason: str, message: str, details: Any = None) -> Status:
-    """A metav1.Status of a failure, as the apiserver serialises it (``details`` only when given)."""
-    status: Status = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    if details is not None:
-        status["details"] = details
-    return status
-
-
-def status_cause(error: FieldError) -> StatusCause:
-    """One ``details.causes`` entry, as apimachinery's ``NewInvalid`` turns a field error into it."""
-    return {"reason": error.type.reason, "message": error.body(), "field": str(error.path)}
-
-
-def invalid_status(*, kind: str, group: str, name: str, errors: Sequence[FieldError]) -> Status:
-    """The Status an apiserver returns for a validation failure (422, reason ``Invalid``).
-
-    The first :data:`federation.fields.MAX_REPORTED_ERRORS` errors become causes, and a last cause
-    counts the others (``and M more errors``), so the answer stays small whatever the object holds.
-    """
-    status = failure_status(code=422, reason="Invalid", message=invalid_message(kind, name, errors))
-    causes = [status_cause(error) for error in errors[:MAX_REPORTED_ERRORS]]
-    if len(errors) > MAX_REPORTED_ERRORS:
-        causes.append({"message": more_errors(len(errors) - MAX_REPORTED_ERRORS)})
-    status["details"] = {"name": _echo(name), "group": _echo(group), "kind": _echo(kind), "causes": causes}
-    return status
-
-
-def _echo(text: str) -> str:
-    """A request's own string, echoed in a Status: itself, or cut when it is unreasonably long."""
-    return text if len(text) <= 253 else text[:253] + "…"
-
-
-# --- the answer ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AdmissionResponse:
-    """A webhook's answer to one review: what the webhook sends, and what its caller reads back."""
-
-    allowed: bool
-    status: Status | None = None  # read only for a denial, as the apiserver does
-    warnings: tuple[str, ...] = ()
-
-    @classmethod
-    def failure(cls, *, code: int, reason: str, message: str) -> AdmissionResponse:
-        """Fail closed: the webhook could not decide, so the write is refused with this status."""
-        return cls(allowed=False, status=failure_status(code=code, reason=reason, message=message))
-
-    @property
-    def message(self) -> str:
-        """The denial's message, as the webhook wrote it."""
-        return str((self.status or {}).get("message") or "")
-
-    @property
-    def reason(self) -> str:
-        return str((self.status or {}).get("reason") or "")
-
-    @property
-    def details(self) -> Any:
-        """The denial's ``details``, passed on as the webhook sent them (None when absent)."""
-        return (self.status or {}).get("details")
-
-    @property
-    def denial_code(self) -> int:
-        """The HTTP code of a denial: the Status code, at least 400, as kube-apiserver forces it."""
-        raw = (self.status or {}).get("code")
-        code = raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
-        return code if code >= 400 else 400
-
-    def denial_message(self, webhook_name: str) -> str:
-        """kube-apiserver's ``ToStatusErr`` message for a denial by ``webhook_name``."""
-        denied_by = f'admission webhook "{webhook_name}" denied the request'
-        explanation = self.message or self.reason
-        return f"{denied_by}: {explanation}" if explanation else f"{denied_by} without explanation"
 
 
 # --- the webhook's end --------------------------------------------------------------------------------------
@@ -423,7 +314,7 @@ def read_response(document: Any, uid: str) -> AdmissionResponse:
     if not isinstance(response, dict):
         raise invalid("webhook response was absent")
     if response.get("uid") != uid:
-        raise invalid(f"expected response.uid=\"{uid}\", got \"{response.get('uid') or ''}\"")
+        raise invalid(f'expected response.uid="{uid}", got "{response.get("uid") or ""}"')
     if response.get("patch"):
         raise invalid("validating webhook may not return response.patch")
     if response.get("patchType"):

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from federation import dns, ownership, resources
-from federation.documents import PrivateMetadata, PublicService
+from federation.documents.private import PrivateMetadata
+from federation.documents.public_services import PublicService
 from federation.fields import Path
 from federation.istio import visibility
 from federation.resources import KubeObject

@@ -3,7 +3,7 @@
 This mirrors k8s.io/apimachinery ``util/validation/field``: an error has a path such as
 ``spec.hosts[1]``, a type (``Invalid value``, ``Required value``…) and a detail, and a list of them
 renders as ``<Kind> "<name>" is invalid: [e1, e2]`` (the Status that carries it, with HTTP 422
-and reason ``Invalid``, is built by :mod:`federation.admission_review`).
+and reason ``Invalid``, is built by :mod:`federation.api_status`).
 
 Every validator returns a :class:`ValidationResult`: its field errors and its warnings, as
 controller-runtime's validators return ``(warnings, error)``; results compose with ``+``.

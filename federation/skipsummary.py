@@ -10,7 +10,7 @@ writes status, conditions or ``check`` output can show the gist in bounded space
 * :meth:`SkipSummary.message` is one line for a condition message or a log line.
 
 Any record with ``path``, ``subject``, ``reason`` and ``message`` can be summarised (the skip
-records of :mod:`federation.documents`, for instance).  Pure: no I/O.
+records of :mod:`federation.documents.skips`, for instance).  Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ LINE_LIMIT: Final = 1024
 
 
 class Skip(Protocol):
-    """One skipped entry, as :mod:`federation.documents` reports it."""
+    """One skipped entry, as :mod:`federation.documents.skips` reports it."""
 
     @property
     def path(self) -> str: ...

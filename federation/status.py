@@ -17,9 +17,9 @@ A sync that failed unexpectedly gets a status too (:func:`internal_error_status`
 **Bounded.**  A remote decides how much it publishes, and an apiserver refuses objects over about
 1.5 MB, so nothing here grows with the remote's document:
 
-* ``status.services`` lists at most :data:`MAX_LISTED_SERVICES` hosts (the ones not imported
-  first, since those are what an admin must look at; the imported ones are the ServiceEntries),
-  each message cut short; ``status.servicesSummary`` counts every host by state;
+* ``status.services`` lists at most :data:`federation.service_states.MAX_LISTED_SERVICES` hosts
+  (the ones not imported first, since those are what an admin must look at; the imported ones are
+  the ServiceEntries), each message cut short; ``status.servicesSummary`` counts every host by state;
 * ``status.metadataCache.private`` holds the imported gateways and services (Deckhouse's shape)
   up to a byte budget, and ``status.metadataCache.privateOmitted`` counts what was left out;
 * ``status.skippedEntries`` summarises what the private document had that cannot be imported
@@ -32,25 +32,28 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from federation import conditions, meshconfig, remotetext, skipsummary
+from federation import conditions, meshconfig, skipsummary
 from federation.conditions import Condition
-from federation.desired import DesiredState
-from federation.documents import PrivateMetadata, PublicMetadata
+from federation.documents.private import PrivateMetadata
+from federation.documents.public import PublicMetadata
 from federation.meshconfig import TrustedCA
+from federation.service_states import (
+    STATE_CONFLICT,
+    STATE_DENIED,
+    STATE_FAILED,
+    STATE_IMPORTED,
+    STATE_REFUSED,
+    ServiceState,
+    listed_services,
+    services_summary,
+)
 from federation.skipsummary import SkipSummary
 from federation.timestamps import format_time, parse_time
-
-STATE_IMPORTED = "Imported"
-STATE_REFUSED = "Refused"  # the security filter (federation.desired) did not import the host
-STATE_DENIED = "Denied"  # admission refused the write
-STATE_CONFLICT = "Conflict"  # the object's name is taken by an object we do not own
-STATE_FAILED = "Failed"  # the write failed after retries
 
 STAGE_PUBLIC = "public"
 STAGE_PRIVATE = "private"
@@ -58,59 +61,10 @@ STAGE_APPLY = "apply"
 STAGE_INTERNAL = "internal"  # the sync raised: a bug, or input nothing foresaw
 
 # Bounds of what status holds, whatever the remote publishes (see the module documentation).
-MAX_LISTED_SERVICES: Final = 50
-LISTED_SERVICES_BUDGET: Final = 32 * 1024  # bytes of JSON in status.services
-SERVICE_MESSAGE_LIMIT: Final = conditions.MESSAGE_LIMIT
 CACHED_SERVICES_BUDGET: Final = 32 * 1024  # bytes of JSON in metadataCache.private.publicServices
 CACHED_GATEWAYS_BUDGET: Final = 8 * 1024  # bytes of JSON in metadataCache.private.ingressGateways
 # Parse skips named in the PrivateMetadataExchangeReady message (status.skippedEntries has more).
 SKIPS_IN_CONDITION: Final = 3
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    """One offered host in ``status.services``: imported, or why not."""
-
-    hostname: str
-    state: str
-    message: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "hostname": remotetext.printable(self.hostname, 253),
-            "state": self.state,
-            "message": remotetext.printable(self.message, SERVICE_MESSAGE_LIMIT),
-        }
-
-
-def service_states(
-    plan: DesiredState,
-    *,
-    denied: Mapping[str, str],
-    blocked: Mapping[str, str],
-    failed: Mapping[str, str],
-) -> tuple[ServiceState, ...]:
-    """Per offered host, sorted: refused by the filter, else what the write of its objects met."""
-    states: list[ServiceState] = []
-    for hostname in plan.imported:
-        if hostname in denied:
-            states.append(ServiceState(hostname, STATE_DENIED, denied[hostname]))
-        elif hostname in blocked:
-            states.append(ServiceState(hostname, STATE_CONFLICT, blocked[hostname]))
-        elif hostname in failed:
-            states.append(ServiceState(hostname, STATE_FAILED, failed[hostname]))
-        else:
-            states.append(ServiceState(hostname, STATE_IMPORTED))
-    states.extend(ServiceState(skipped.hostname, STATE_REFUSED, skipped.message) for skipped in plan.skipped)
-    return tuple(sorted(states, key=lambda state: state.hostname))
-
-
-def services_by_host(status: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``status.services`` as written before, by hostname (entries someone mangled are ignored)."""
-    services = status.get("services")
-    if not isinstance(services, list):
-        return {}
-    return {str(entry.get("hostname")): entry for entry in services if isinstance(entry, dict)}
 
 
 def skip_noun(count: int, noun: str = "entry") -> str:
@@ -118,27 +72,6 @@ def skip_noun(count: int, noun: str = "entry") -> str:
     if count == 1:
         return noun
     return noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
-
-
-def listed_services(states: Iterable[ServiceState], limit: int = MAX_LISTED_SERVICES) -> tuple[ServiceState, ...]:
-    """At most ``limit`` of ``states`` within :data:`LISTED_SERVICES_BUDGET`, sorted by hostname:
-    those not imported first in line."""
-    ordered = sorted(states, key=lambda state: (state.state == STATE_IMPORTED, state.hostname))
-    kept: list[ServiceState] = []
-    used = 0
-    for state in ordered[:limit]:
-        used += len(json.dumps(state.to_json(), separators=(",", ":"))) + 1
-        if used > LISTED_SERVICES_BUDGET:
-            break
-        kept.append(state)
-    return tuple(sorted(kept, key=lambda state: state.hostname))
-
-
-def services_summary(states: Iterable[ServiceState], listed: int) -> dict[str, Any]:
-    """``{"total", "byState": {state: count}, "omitted"}``: every offered host, counted."""
-    counts = Counter(state.state for state in states)
-    total = sum(counts.values())
-    return {"total": total, "byState": dict(sorted(counts.items())), "omitted": total - listed}
 
 
 def cached_private(private: PrivateMetadata) -> tuple[dict[str, Any], dict[str, int]]:
@@ -412,9 +345,7 @@ def _failure_skips(exchange: MetadataExchange) -> SkipSummary | None:
     return failure.skipped if isinstance(failure, StageFailure) else None
 
 
-def _exchange_conditions(
-    exchange: MetadataExchange, skips: SkipSummary | None
-) -> tuple[list[Condition], str, str]:
+def _exchange_conditions(exchange: MetadataExchange, skips: SkipSummary | None) -> tuple[list[Condition], str, str]:
     """The two metadata-exchange conditions, and the stage that failed with its message."""
     if isinstance(exchange.public, StageFailure):
         failure = exchange.public

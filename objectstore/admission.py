@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from federation import admission_review, resources
+from federation.api_status import failure_status
 from federation.resources import KubeObject, Resource
 from federation.validation import registry
 from objectstore.statedir import WriteVerdict
@@ -73,13 +74,13 @@ class WebhookAdmission:
         except (OSError, http.client.HTTPException, ValueError) as error:
             # ValueError covers admission_review.InvalidResponse: what VerifyAdmissionResponse refuses.
             message = f'Internal error occurred: failed calling webhook "{webhook}": {error}'
-            status = admission_review.failure_status(code=500, reason="InternalError", message=message)
+            status = failure_status(code=500, reason="InternalError", message=message)
             return WriteVerdict(False, message, 500, dict(status))
         if answer.allowed:
             return WriteVerdict(True, warnings=answer.warnings)
         message = answer.denial_message(webhook)
         code = answer.denial_code
-        status = admission_review.failure_status(
+        status = failure_status(
             code=code, reason=answer.reason, message=message, details=answer.details or {}
         )
         return WriteVerdict(False, message, code, dict(status), answer.warnings)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from federation import conditions
-from federation.documents import MAX_DOCUMENT_BYTES
+from federation.documents.reading import MAX_DOCUMENT_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from federation import documents
+from federation.documents.skips import SKIP_REASONS
 
 log = logging.getLogger(__name__)
 
 STAGES = ("public", "private", "apply", "internal")
 # Where a sync that raised was (sync_errors_total): a closed set, whatever the exception.
 SYNC_STAGES = ("observe", "decide", "apply", "status", "report")
-# Why entries of a private document were skipped: documents.SKIP_REASONS, anything else "Other".
-SKIP_REASON_LABELS = (*documents.SKIP_REASONS, "Other")
+# Why entries of a private document were skipped: federation.documents.skips.SKIP_REASONS, anything else "Other".
+SKIP_REASON_LABELS = (*SKIP_REASONS, "Other")
 
 
 class ReconcilerMetrics:

@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from federation import boundedjson, conditions, desired, documents, remotetext, resources, skipsummary, tokens
-from federation.documents import DocumentError, Network, PrivateMetadata, PublicMetadata
+from federation import boundedjson, conditions, desired, remotetext, resources, skipsummary, tokens
+from federation.documents.ingress_gateways import Network
+from federation.documents.private import PrivateMetadata, parse_private
+from federation.documents.public import PublicMetadata, parse_public
+from federation.documents.reading import DocumentError, decode_json
 from federation.resources import KubeObject
 from federation.status import MetadataExchange, StageFailure, skip_noun
 from reconciler.fetch import FetchError, Response, TLSSettings
@@ -197,11 +200,11 @@ def read_public(
             conditions.NON_OK_RESPONSE, f"HTTP status {response.status} when fetching public metadata"
         )
     try:
-        data = documents.decode_json(response.body, "public metadata")
+        data = decode_json(response.body, "public metadata")
     except DocumentError as error:
         return StageFailure(conditions.INVALID_JSON, str(error))
     try:
-        public = documents.parse_public(data, now=now)
+        public = parse_public(data, now=now)
     except DocumentError as error:
         return StageFailure(conditions.INVALID_PUBLIC, str(error))
     if public.cluster_uuid == cluster_uuid:
@@ -307,11 +310,11 @@ def read_private(fetched: Fetched, local: LocalCluster | None = None) -> Private
             conditions.NON_OK_RESPONSE, f"HTTP status {response.status} when fetching private metadata"
         )
     try:
-        data = documents.decode_json(response.body, "private metadata")
+        data = decode_json(response.body, "private metadata")
     except DocumentError as error:
         return StageFailure(conditions.INVALID_JSON, str(error))
     try:
-        private = documents.parse_private(
+        private = parse_private(
             data,
             refused_networks=local.refused_networks if local is not None else (),
             refused_domains=local.refused_domains if local is not None else (),

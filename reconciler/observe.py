@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from federation import resources, tokens
-from federation.documents import PublicMetadata
+from federation.documents.public import PublicMetadata
 from federation.keys import Keypair
 from federation.resources import KubeObject
 from federation.store import ObjectStore

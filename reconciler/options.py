@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from federation import cluster, desired, dns, meshconfig, ownership, resources, tokens
 from federation.commandline import UsageError
-from federation.documents import Network
+from federation.documents.ingress_gateways import Network
 from federation.store import Watch
 from objectstore import factory as store_factory
 from objectstore.factory import StoreSource

@@ -16,16 +16,16 @@ from typing import Any, Final
 
 from federation import conditions
 from federation.resources import KubeObject
-from federation.status import (
+from federation.service_states import (
     STATE_CONFLICT,
     STATE_DENIED,
     STATE_FAILED,
     STATE_IMPORTED,
     STATE_REFUSED,
-    NextStatus,
     ServiceState,
     services_by_host,
 )
+from federation.status import NextStatus
 from reconciler import events
 from reconciler.apply import ApplyOutcome
 from reconciler.events import EventRecorder

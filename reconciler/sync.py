@@ -39,9 +39,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from federation import conditions, desired, mergepatch, resources, status
-from federation.documents import PrivateMetadata, PublicMetadata
+from federation.documents.private import PrivateMetadata
+from federation.documents.public import PublicMetadata
 from federation.keys import Keypair
 from federation.resources import KubeObject
+from federation.service_states import service_states
 from federation.status import Applied, History, MetadataExchange, StageFailure, StatusSettings
 from federation.store import ObjectStore, StoreError
 from federation.timestamps import format_time, parse_time
@@ -308,7 +310,7 @@ class Syncer:
             progress.stage = "apply"
             outcome = self.applier.apply(name, plan.objects, gc=True)
             progress.stage = "decide"
-            services = status.service_states(
+            services = service_states(
                 plan, denied=outcome.denied, blocked=outcome.blocked, failed=outcome.failed
             )
             mismatch = (trust_domain, plan.remote_domain) if plan.remote_domain is not None else None

@@ -32,7 +32,7 @@ from typing import Any
 import trustme
 
 from federation import desired, resources
-from federation.documents import parse_private
+from federation.documents.private import parse_private
 from federation.resources import KubeObject
 from reconciler.apply import DEFAULT_WRITE_CONCURRENCY
 from tests.support import REPO_ROOT, ServerProcess, free_port

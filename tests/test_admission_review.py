@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from federation import admission_review, fields, resources
-from federation.admission_review import AdmissionResponse, InvalidResponse, MalformedReview
+from federation.admission_response import AdmissionResponse
+from federation.admission_review import InvalidResponse, MalformedReview
+from federation.api_status import invalid_status
 from federation.fields import Path
 from federation.validation.attributes import Attributes
 from tests.reviews import federation, service_entry
@@ -110,7 +112,7 @@ def test_malformed_requests_say_what_is_wrong(content_type: str | None, body: by
 
 def test_an_answer_round_trips_from_the_webhook_to_its_caller() -> None:
     error = fields.forbidden(Path("spec.hosts").index(0), "reserved")
-    status = admission_review.invalid_status(kind="ServiceEntry", group="networking.istio.io", name="web",
+    status = invalid_status(kind="ServiceEntry", group="networking.istio.io", name="web",
                                              errors=[error])  # fmt: skip
     sent = AdmissionResponse(allowed=False, status=status, warnings=("careful",))
     review = admission_review.build_response("uid-1", sent)
@@ -339,7 +341,7 @@ def test_a_large_port_number_that_is_a_number_reaches_validation() -> None:
 
 def test_a_denial_renders_at_most_20_errors_and_counts_the_rest() -> None:
     errors = [fields.forbidden(Path("spec.hosts").index(position), "reserved") for position in range(25)]
-    status = admission_review.invalid_status(kind="ServiceEntry", group="networking.istio.io", name="web",
+    status = invalid_status(kind="ServiceEntry", group="networking.istio.io", name="web",
                                              errors=errors)  # fmt: skip
     shown = ", ".join(f"spec.hosts[{position}]: Forbidden: reserved" for position in range(20))
     assert status["message"] == f'ServiceEntry "web" is invalid: [{shown}, and 5 more errors]'
@@ -357,7 +359,7 @@ def test_one_more_error_is_singular() -> None:
 
 def test_a_huge_name_is_cut_in_the_message_and_the_details() -> None:
     error = fields.required(Path("spec"))
-    status = admission_review.invalid_status(kind="ServiceEntry", group="networking.istio.io", name="n" * 5000,
+    status = invalid_status(kind="ServiceEntry", group="networking.istio.io", name="n" * 5000,
                                              errors=[error])  # fmt: skip
     assert status["message"] == f'ServiceEntry "{"n" * 100}"…(4900 more bytes) is invalid: spec: Required value'
     assert status["details"]["name"] == "n" * 253 + "…"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from federation import desired, ownership
-from federation.documents import IngressGateway, PrivateMetadata, PublicService, ServicePort
+from federation.documents.ingress_gateways import IngressGateway
+from federation.documents.private import PrivateMetadata
+from federation.documents.public_services import PublicService, ServicePort
 
 SETTINGS = desired.FederationSettings(
     federation_name="cluster-b",

@@ -7,8 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from federation import admission_review, documents, keys
-from federation.documents import IngressGateway, PrivateMetadata, PublicMetadata, PublicService, ServicePort
+from federation import keys
+from federation.api_status import status_cause
+from federation.documents.ingress_gateways import IngressGateway
+from federation.documents.private import PrivateMetadata, parse_private
+from federation.documents.public import PublicMetadata, parse_public, root_ca_problem
+from federation.documents.public_services import PublicService, ServicePort
+from federation.documents.reading import DocumentError, decode_json
 from tests import deckhouse_shapes, pki
 from tests.test_exporter_fixtures import CLUSTER_UUID, root_ca_pem
 
@@ -19,7 +24,7 @@ def test_public_metadata_to_json_fits_deckhouse_shape_and_parses_back() -> None:
     wire = json.loads(json.dumps(public.to_json()))
 
     assert deckhouse_shapes.check_public(wire) == []
-    assert documents.parse_public(wire) == public
+    assert parse_public(wire) == public
 
 
 def test_private_metadata_to_json_fits_deckhouse_shape_and_parses_back() -> None:
@@ -39,7 +44,7 @@ def test_private_metadata_to_json_fits_deckhouse_shape_and_parses_back() -> None
             }
         ],
     }
-    parsed = documents.parse_private(wire)
+    parsed = parse_private(wire)
     assert parsed.public_services == private.public_services
     assert set(parsed.ingress_gateways) == set(private.ingress_gateways)
 
@@ -62,7 +67,7 @@ def test_deckhouse_private_document_without_protocol_parses_with_derived_protoco
         },
         indent=2,
     ).encode()
-    parsed = documents.parse_private(documents.decode_json(body, "private metadata"))
+    parsed = parse_private(decode_json(body, "private metadata"))
 
     assert deckhouse_shapes.check_private(json.loads(body)) == []
     assert [port.port for port in parsed.public_services[0].ports] == [5432, 9080, 9090]
@@ -81,7 +86,7 @@ def test_deckhouse_public_document_with_deckhouse_key_labels_parses() -> None:
         "rootCA": root_ca_pem(),
     }
     assert deckhouse_shapes.check_public(wire) == []
-    assert documents.parse_public(wire).cluster_uuid == CLUSTER_UUID
+    assert parse_public(wire).cluster_uuid == CLUSTER_UUID
 
 
 @pytest.mark.parametrize(
@@ -129,10 +134,10 @@ def test_the_private_shape_checker_catches_deviations(doc: dict[str, object], pr
     ids=["array", "null", "string"],
 )
 def test_a_document_that_is_not_an_object_is_named_by_its_json_type(document: object, message: str) -> None:
-    with pytest.raises(documents.DocumentError) as raised:
-        documents.parse_public(document)
+    with pytest.raises(DocumentError) as raised:
+        parse_public(document)
     assert str(raised.value) == message
-    assert admission_review.status_cause(raised.value.errors[0]) == {
+    assert status_cause(raised.value.errors[0]) == {
         "reason": "FieldValueInvalid",
         "message": message.removeprefix("invalid public metadata: "),
         "field": "",
@@ -140,8 +145,8 @@ def test_a_document_that_is_not_an_object_is_named_by_its_json_type(document: ob
 
 
 def test_a_list_of_the_wrong_type_is_named_by_its_json_type() -> None:
-    with pytest.raises(documents.DocumentError) as raised:
-        documents.parse_private({"ingressGateways": {"address": "x"}, "publicServices": []})
+    with pytest.raises(DocumentError) as raised:
+        parse_private({"ingressGateways": {"address": "x"}, "publicServices": []})
     assert str(raised.value) == 'invalid private metadata: ingressGateways: Invalid value: "object": must be a list'
 
 
@@ -151,9 +156,9 @@ def test_a_next_root_is_accepted_beside_todays_but_not_alone() -> None:
     # A few minutes ahead is clock skew between clusters, not a future root.
     skewed = pki.certificate_pem("skewed", not_before=now + timedelta(minutes=3), not_after=now + timedelta(days=300))
     upcoming = pki.certificate_pem("next", not_before=now + timedelta(days=30), not_after=now + timedelta(days=400))
-    assert documents.root_ca_problem(today + upcoming, now=now) is None
-    assert documents.root_ca_problem(skewed, now=now) is None
-    assert documents.root_ca_problem(upcoming, now=now) == (
+    assert root_ca_problem(today + upcoming, now=now) is None
+    assert root_ca_problem(skewed, now=now) is None
+    assert root_ca_problem(upcoming, now=now) == (
         "certificate CN=next is not valid before 2026-12-30T00:00:00Z and no certificate in rootCA is valid now: "
         "the remote must publish the root CA it signs with today (beside its next one)"
     )

@@ -12,7 +12,7 @@ from exporter import snapshot
 from exporter.settings import Settings
 from exporter.snapshot import Inputs, SnapshotKeeper
 from federation import keys, ownership, resources
-from federation.documents import IngressGateway
+from federation.documents.ingress_gateways import IngressGateway
 from federation.store import Watch
 from objectstore.statedir import StateDirStore
 from tests.test_exporter_app import SETTINGS, world

@@ -12,7 +12,8 @@ import pytest
 
 from exporter import published_gateways, published_services
 from exporter.skips import Skip
-from federation.documents import IngressGateway, PublicService, ServicePort
+from federation.documents.ingress_gateways import IngressGateway
+from federation.documents.public_services import PublicService, ServicePort
 from tests.test_exporter_fixtures import CLUSTER_DOMAIN, configmap, gateway_pod, gateway_service, node, service
 
 # -- public services -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from federation.admission_review import AdmissionResponse
+from federation.admission_response import AdmissionResponse
 from federation.fields import ValidationResult
 from federation.index import ObjectIndex
 from federation.istio.serviceentry import validate_service_entry

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from federation import desired, ownership
-from federation.documents import IngressGateway, PrivateMetadata, PublicService, ServicePort
+from federation.documents.ingress_gateways import IngressGateway
+from federation.documents.private import PrivateMetadata
+from federation.documents.public_services import PublicService, ServicePort
 from federation.validation import registry
 from federation.validation.attributes import Attributes, Context
 from tests.test_validation_serviceentry import (

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import trustme
 
-from federation import conditions, documents, tokens
+from federation import conditions, tokens
+from federation.documents.private import parse_private
+from federation.documents.public import parse_public
 from federation.keys import Keypair
 from federation.status import StageFailure
 from reconciler.fetch import Fetcher, FetchError, Response, TLSSettings
@@ -107,8 +109,8 @@ def test_the_token_carries_the_issuer_and_deckhouse_claims(
     }
     assert observation.other_trust_domains == ("c.local",)
     exchange = metadata_exchange(observation, local=LocalCluster(LOCAL_UUID, LOCAL_DOMAIN))
-    assert exchange.public == documents.parse_public(remote.public_document())
-    assert exchange.private == documents.parse_private(remote.private_document())
+    assert exchange.public == parse_public(remote.public_document())
+    assert exchange.private == parse_private(remote.private_document())
 
 
 def test_a_spec_that_cannot_work_contacts_nobody(tmp_path: Path, fetcher: RecordingFetcher, keypair: Keypair) -> None:

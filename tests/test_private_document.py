@@ -1,4 +1,4 @@
-"""``federation.documents.parse_private``: per-entry validation, skips with reasons, and bounded output.
+"""``federation.documents.private.parse_private``: per-entry validation, skips with reasons, and bounded output.
 
 A Deckhouse peer publishes services Deckhouse itself only partly supports (unnamed ports, UDP
 ports, ExternalName services without ports): the importable ones are imported and the others are
@@ -16,16 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation import documents, skipsummary
-from federation.documents import (
-    DocumentError,
-    IngressGateway,
-    PrivateMetadata,
-    PublicService,
-    ServicePort,
-    SkippedPort,
-    SkippedService,
-)
+from federation import skipsummary
+from federation.documents import public_services
+from federation.documents.ingress_gateways import IngressGateway
+from federation.documents.private import PrivateMetadata, parse_private
+from federation.documents.public_services import PublicService, ServicePort
+from federation.documents.reading import DocumentError, decode_json
+from federation.documents.skips import SkippedPort, SkippedService
 from federation.fields import Path
 
 GATEWAY = {"address": "203.0.113.10", "port": 15443}
@@ -38,12 +35,12 @@ PORT_NAME_RULE = (
 def private(*services: Any, gateways: Any = None) -> PrivateMetadata:
     document = {"ingressGateways": [GATEWAY] if gateways is None else gateways, "publicServices": list(services)}
     # Through the wire: what parse_private sees is what a JSON decoder made.
-    return documents.parse_private(documents.decode_json(json.dumps(document).encode(), "private metadata"))
+    return parse_private(decode_json(json.dumps(document).encode(), "private metadata"))
 
 
 def refused(document: Any) -> str:
     with pytest.raises(DocumentError) as raised:
-        documents.parse_private(document)
+        parse_private(document)
     return str(raised.value)
 
 
@@ -74,7 +71,7 @@ def test_deckhouse_peer_with_unnamed_udp_and_external_name_services_imports_the_
         indent=2,
     ).encode()
 
-    parsed = documents.parse_private(documents.decode_json(body, "private metadata"))
+    parsed = parse_private(decode_json(body, "private metadata"))
 
     assert parsed.ingress_gateways == (IngressGateway("10.0.0.10", 15443),)
     assert parsed.public_services == (
@@ -466,7 +463,7 @@ def test_further_ranges_and_domains_are_refused_when_the_caller_says_so() -> Non
         ],
         "publicServices": [],
     }
-    parsed = documents.parse_private(
+    parsed = parse_private(
         document,
         refused_networks=(ipaddress.ip_network("10.96.0.0/12"), ipaddress.ip_network("fd00::/8")),
         refused_domains=("cluster-a.local",),
@@ -480,7 +477,7 @@ def test_further_ranges_and_domains_are_refused_when_the_caller_says_so() -> Non
         "cluster",
     ]
     # Without them the same document is imported whole.
-    assert len(documents.parse_private(document).ingress_gateways) == 4
+    assert len(parse_private(document).ingress_gateways) == 4
 
 
 def test_a_gateway_with_a_bad_port_or_shape_is_skipped() -> None:
@@ -588,7 +585,7 @@ def test_a_broken_envelope_refuses_the_whole_document(document: Any, message: st
 )
 def test_hostile_bodies_are_refused_by_the_decoder_with_the_limit_named(body: bytes, message: str) -> None:
     with pytest.raises(DocumentError) as raised:
-        documents.decode_json(body, "private metadata")
+        decode_json(body, "private metadata")
     assert str(raised.value) == message
 
 
@@ -608,7 +605,7 @@ def test_a_document_error_names_ten_problems_and_counts_the_rest() -> None:
 def test_twenty_thousand_invalid_services_summarise_into_a_small_status() -> None:
     services: list[Any] = [{"hostname": f"bad host {n}\n", "ports": []} for n in range(19_999)]
     services.append({"hostname": "ok.a.svc.cluster-b.local", "ports": [{"name": "http", "port": 80}]})
-    parsed = documents.parse_private({"ingressGateways": [GATEWAY], "publicServices": services})
+    parsed = parse_private({"ingressGateways": [GATEWAY], "publicServices": services})
     assert [service.hostname for service in parsed.public_services] == ["ok.a.svc.cluster-b.local"]
     assert len(parsed.skipped) == 19_999
 
@@ -651,4 +648,4 @@ _PORT_VALUES = st.one_of(
 @given(st.dictionaries(st.sampled_from(["name", "port", "protocol", "other"]), _PORT_VALUES, max_size=4))
 def test_the_fast_path_for_ports_agrees_with_the_field_by_field_check(item: dict[str, Any]) -> None:
     path = Path("publicServices").index(0).child("ports").index(0)
-    assert documents._port(item, path, "a.b") == documents._checked_port(item, path, "a.b")
+    assert public_services._port(item, path, "a.b") == public_services._checked_port(item, path, "a.b")

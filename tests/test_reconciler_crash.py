@@ -23,7 +23,9 @@ import trustme
 import yaml
 
 from federation import conditions, desired, ownership, resources
-from federation.documents import IngressGateway, PrivateMetadata, PublicService, ServicePort
+from federation.documents.ingress_gateways import IngressGateway
+from federation.documents.private import PrivateMetadata
+from federation.documents.public_services import PublicService, ServicePort
 from federation.keys import Keypair
 from objectstore.statefiles import yaml_files
 from reconciler import identity

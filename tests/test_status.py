@@ -13,22 +13,17 @@ from typing import Any
 
 import pytest
 
-from federation import conditions, skipsummary, status
-from federation.documents import (
-    IngressGateway,
-    PrivateMetadata,
-    PublicMetadata,
-    PublicService,
-    ServicePort,
-    SkippedGateway,
-    SkippedPort,
-    SkippedService,
-)
+from federation import conditions, service_states, skipsummary, status
+from federation.documents.ingress_gateways import IngressGateway
+from federation.documents.private import PrivateMetadata
+from federation.documents.public import PublicMetadata
+from federation.documents.public_services import PublicService, ServicePort
+from federation.documents.skips import SkippedGateway, SkippedPort, SkippedService
+from federation.service_states import ServiceState
 from federation.status import (
     Applied,
     History,
     MetadataExchange,
-    ServiceState,
     StageFailure,
     StatusSettings,
 )
@@ -50,7 +45,7 @@ SERVER_ERROR = StageFailure(conditions.NON_OK_RESPONSE, "HTTP status 500 when fe
 UNKNOWN_CLUSTER = StageFailure(conditions.NON_OK_RESPONSE, "HTTP status 401 when fetching private metadata")
 NO_TRUST_DOMAIN = StageFailure(conditions.CONFIGURATION_ERROR, "spec.trustDomain is empty: set it")
 DOWN_READY_MESSAGE = f"PublicMetadataExchangeReady: {SERVER_ERROR.message}"
-IMPORTED = Applied((ServiceState(BAR, status.STATE_IMPORTED),), complete=True)
+IMPORTED = Applied((ServiceState(BAR, service_states.STATE_IMPORTED),), complete=True)
 
 
 def stamp(moment: datetime) -> str:
@@ -272,9 +267,9 @@ CASES = [
         MetadataExchange(PUBLIC, PRIVATE),
         Applied(
             (
-                ServiceState(BAR, status.STATE_IMPORTED),
-                ServiceState(DB, status.STATE_REFUSED, "outside the trust domain"),
-                ServiceState(FOO, status.STATE_DENIED, "denied by admission"),
+                ServiceState(BAR, service_states.STATE_IMPORTED),
+                ServiceState(DB, service_states.STATE_REFUSED, "outside the trust domain"),
+                ServiceState(FOO, service_states.STATE_DENIED, "denied by admission"),
             ),
             complete=True,
         ),
@@ -310,7 +305,7 @@ CASES = [
     Case(
         "a-failed-write-fails-the-apply-stage",
         MetadataExchange(PUBLIC, PRIVATE),
-        Applied((ServiceState(BAR, status.STATE_FAILED, "connection refused"),), complete=False),
+        Applied((ServiceState(BAR, service_states.STATE_FAILED, "connection refused"),), complete=False),
         expected={
             "metadataCache": CACHE,
             "services": [{"hostname": BAR, "state": "Failed", "message": "connection refused"}],
@@ -486,8 +481,8 @@ CONFLICT = StageFailure(
     conditions.CLUSTER_UUID_CONFLICT, "the remote claims clusterUUID …", disowned_uuid=PUBLIC.cluster_uuid
 )
 OUTSIDE = (
-    ServiceState("bar.xyz.svc.cluster-c.local", status.STATE_REFUSED, "host is outside the trust domain"),
-    ServiceState("foo.xyz.svc.cluster-c.local", status.STATE_REFUSED, "host is outside the trust domain"),
+    ServiceState("bar.xyz.svc.cluster-c.local", service_states.STATE_REFUSED, "host is outside the trust domain"),
+    ServiceState("foo.xyz.svc.cluster-c.local", service_states.STATE_REFUSED, "host is outside the trust domain"),
 )
 MISMATCH_MESSAGE = (
     "Imported 0 services, skipped 2, denied 0. Every host the remote offers is outside spec.trustDomain "
@@ -673,7 +668,7 @@ def test_service_states_name_why_each_host_is_not_imported() -> None:
         skipped=(SkippedService(DB, "OutsideTrustDomain", "outside"),),
     )
 
-    states = status.service_states(
+    states = service_states.service_states(
         plan,
         denied={FOO: "denied"},
         blocked={"baz.xyz.svc.cluster-b.local": "taken"},
@@ -741,10 +736,10 @@ def test_fifty_thousand_services_keep_status_small() -> None:
     ports = tuple(ServicePort(f"tcp-{n}", 1000 + n, "TCP") for n in range(3))
     services = tuple(PublicService(f"svc{n:05d}.ns.svc.cluster-b.local", ports) for n in range(50_000))
     gateways = tuple(IngressGateway(f"203.0.{n // 256}.{n % 256}", 15443) for n in range(4096))
-    states = [ServiceState(service.hostname, status.STATE_IMPORTED) for service in services]
+    states = [ServiceState(service.hostname, service_states.STATE_IMPORTED) for service in services]
     # A few not imported, each with a long admission message: they are listed first.
-    states[7] = ServiceState(states[7].hostname, status.STATE_DENIED, "denied: " + "x" * 5000)
-    states[49_999] = ServiceState(states[49_999].hostname, status.STATE_REFUSED, "refused")
+    states[7] = ServiceState(states[7].hostname, service_states.STATE_DENIED, "denied: " + "x" * 5000)
+    states[49_999] = ServiceState(states[49_999].hostname, service_states.STATE_REFUSED, "refused")
 
     result = status.next_status(
         {},
@@ -758,7 +753,7 @@ def test_fifty_thousand_services_keep_status_small() -> None:
 
     new = result.status
     assert _status_bytes(new) < 64 * 1024, _status_bytes(new)
-    assert len(new["services"]) == status.MAX_LISTED_SERVICES
+    assert len(new["services"]) == service_states.MAX_LISTED_SERVICES
     listed = [entry["hostname"] for entry in new["services"]]
     assert listed == sorted(listed)
     assert {states[7].hostname, states[49_999].hostname} <= set(listed)
@@ -791,7 +786,7 @@ def test_twenty_thousand_skipped_entries_and_refused_hosts_keep_status_small() -
         SkippedService(f"bad host {n}\n", f"publicServices[{n}]", "InvalidHostname", "x" * 1000) for n in range(20_000)
     )
     refused = tuple(
-        ServiceState(f"svc{n:05d}.ns.svc.cluster-c.local", status.STATE_REFUSED, "outside " + "y" * 1000)
+        ServiceState(f"svc{n:05d}.ns.svc.cluster-c.local", service_states.STATE_REFUSED, "outside " + "y" * 1000)
         for n in range(20_000)
     )
 

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from federation import ownership
-from federation.admission_review import AdmissionResponse
+from federation.admission_response import AdmissionResponse
 from federation.index import ObjectIndex
 from federation.validation import registry
 from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME, Attributes, Context

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from federation import ownership
-from federation.admission_review import AdmissionResponse
+from federation.admission_response import AdmissionResponse
 from federation.index import ObjectIndex
 from federation.validation import registry
 from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME, Attributes, Context

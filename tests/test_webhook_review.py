@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from federation.admission_review import AdmissionResponse
+from federation.admission_response import AdmissionResponse
 from federation.validation import registry
 from objectstore.factory import StoreSource
 from objectstore.statedir import StateDirStore

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from federation import admission_review, resources
+from federation.admission_response import AdmissionResponse
 from federation.store import ObjectStore, Watch
 from federation.validation import registry
 from federation.validation.attributes import Context
@@ -103,7 +104,7 @@ def _validate() -> Response:
     result = "error"
     try:
         if not state.store.synced:
-            answer = admission_review.AdmissionResponse.failure(
+            answer = AdmissionResponse.failure(
                 code=503,
                 reason="ServiceUnavailable",
                 message="the istio-federation webhook has not finished loading its cache; retry in a few seconds",
@@ -111,7 +112,7 @@ def _validate() -> Response:
         elif stale := _stale(state):
             log.warning("refused %s %s %s/%s: %s", attributes.operation, attributes.kind,
                         attributes.namespace or "-", attributes.name, stale)  # fmt: skip
-            answer = admission_review.AdmissionResponse.failure(
+            answer = AdmissionResponse.failure(
                 code=503,
                 reason="ServiceUnavailable",
                 message=f"the istio-federation webhook cannot vouch for its cache: {stale}; retry in a few seconds",
@@ -146,7 +147,7 @@ def _validate() -> Response:
             attributes.name,
             parsed.uid,
         )
-        answer = admission_review.AdmissionResponse.failure(
+        answer = AdmissionResponse.failure(
             code=500,
             reason="InternalError",
             message=f"internal error while validating {attributes.kind} {attributes.name!r}; see the webhook logs",

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, TextIO
 import yaml
 
 from federation import resources
-from federation.admission_review import AdmissionResponse
+from federation.admission_response import AdmissionResponse
 from federation.commandline import EXIT_FAILED, EXIT_OK, UsageError
 from federation.index import ObjectIndex
 from federation.resources import KubeObject, ObjectKey

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from federation import resources, warnings
-from federation.admission_review import AdmissionResponse, invalid_status
+from federation.admission_response import AdmissionResponse
+from federation.api_status import invalid_status
 from federation.fields import ValidationResult
 from federation.validation import destinationrule, istiofederation, serviceentry
 from federation.validation.attributes import Attributes, Context

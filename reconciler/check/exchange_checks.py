@@ -11,8 +11,10 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
-from federation import conditions, documents, resources, skipsummary
-from federation.documents import DocumentError, PrivateMetadata, PublicMetadata
+from federation import conditions, resources, skipsummary
+from federation.documents.private import PrivateMetadata, parse_private
+from federation.documents.public import PublicMetadata, parse_public
+from federation.documents.reading import DocumentError, decode_json
 from federation.status import skip_noun
 from reconciler.check.report import (
     NO_FEDERATION_HINT,
@@ -165,7 +167,7 @@ def public_check(observation: Observation, settings: CheckSettings) -> tuple[Che
         problem = _http_problem("public document", fetched, response)
         return failing("public", problem.message, problem.fix), None
     try:
-        data = documents.decode_json(response.body, "public metadata")
+        data = decode_json(response.body, "public metadata")
     except DocumentError as error:
         text, _ = _document_problems(error)
         return failing(
@@ -175,7 +177,7 @@ def public_check(observation: Observation, settings: CheckSettings) -> tuple[Che
             "not at another web page",
         ), None
     try:
-        public = documents.parse_public(data, now=observation.now)
+        public = parse_public(data, now=observation.now)
     except DocumentError as error:
         text, fields = _document_problems(error)
         wanted = ", ".join(_PUBLIC_FIELD_FIXES.get(name, name) for name in fields) or "a valid document"
@@ -242,8 +244,8 @@ def private_check(
         problem = _http_problem("private document", fetched, response)
         return failing("private", problem.message, problem.fix), None
     try:
-        private = documents.parse_private(
-            documents.decode_json(response.body, "private metadata"),
+        private = parse_private(
+            decode_json(response.body, "private metadata"),
             refused_networks=settings.local.refused_networks,
             refused_domains=settings.local.refused_domains,
         )

@@ -12,7 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 from federation import conditions, desired, meshconfig, resources
-from federation.documents import PrivateMetadata, PublicMetadata
+from federation.documents.private import PrivateMetadata
+from federation.documents.public import PublicMetadata
 from federation.resources import KubeObject
 from federation.timestamps import format_time, parse_time
 from reconciler.apply import hostname_of, merged_update

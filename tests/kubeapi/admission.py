@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from federation import admission_review, selectors
+from federation.admission_response import AdmissionResponse
 from federation.resources import KubeObject, Resource
 from tests.kubeapi.status import ApiError, internal_error, status
 
@@ -196,7 +197,7 @@ def _describe(error: BaseException, host: str, port: int) -> str:
 
 def call_webhook(
     webhook: dict[str, Any], review: admission_review.Review, endpoints: Endpoints
-) -> admission_review.AdmissionResponse:
+) -> AdmissionResponse:
     """POST the review and return the verified answer; raises CallFailed."""
     timeout = int(webhook.get("timeoutSeconds") or DEFAULT_TIMEOUT)
     url, host, port, server_name, service_port, path = _target(webhook, endpoints, timeout)
@@ -243,7 +244,7 @@ def call_webhook(
     return verify_response(document, admission_review.request_uid(review))
 
 
-def verify_response(document: Any, uid: str) -> admission_review.AdmissionResponse:
+def verify_response(document: Any, uid: str) -> AdmissionResponse:
     """``VerifyAdmissionResponse``: a refused answer is a failed call."""
     try:
         return admission_review.read_response(document, uid)
@@ -251,7 +252,7 @@ def verify_response(document: Any, uid: str) -> admission_review.AdmissionRespon
         raise CallFailed(str(error)) from error
 
 
-def denial(webhook_name: str, answer: admission_review.AdmissionResponse) -> ApiError:
+def denial(webhook_name: str, answer: AdmissionResponse) -> ApiError:
     """``ToStatusErr``: the webhook's Status with the apiserver's prefix and a code of at least 400."""
     return ApiError(status(answer.denial_code, answer.reason, answer.denial_message(webhook_name), answer.details))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from federation import admission_review, fields
+from federation import fields
+from federation.api_status import status_cause
 from federation.resources import Resource
 
 
@@ -71,7 +72,7 @@ def invalid(resource: Resource, name: str, errors: list[fields.FieldError]) -> A
     if resource.group:
         details["group"] = resource.group
     details["kind"] = resource.kind
-    details["causes"] = [admission_review.status_cause(error) for error in errors]
+    details["causes"] = [status_cause(error) for error in errors]
     return ApiError(status(422, "Invalid", fields.invalid_message(qualified, name, errors), details))
 
 

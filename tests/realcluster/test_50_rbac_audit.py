@@ -18,7 +18,7 @@ import pytest
 
 from exporter import settings as exporter_settings
 from exporter.published_gateways import INLETS
-from federation.documents import IngressGateway
+from federation.documents.ingress_gateways import IngressGateway
 from reconciler.options import DEFAULT_MESH_NAMESPACE
 from reconciler.options import watches as reconciler_watches
 from tests.realcluster.conftest import Clusters
