@@ -35,7 +35,9 @@ from federation.commandline import UsageError
 from federation.istio.hosts import hosts_of
 from federation.store import Rejected
 from objectstore.admission import WebhookAdmission
-from objectstore.statedir import StateDirStore, canonical_path, dump
+from objectstore.statedir import StateDirStore
+from objectstore.statefiles import canonical_path
+from objectstore.stateformat import dump
 
 NAMESPACE = "istio-federation"
 MESH_NAMESPACE = "istio-system"
