@@ -32,7 +32,8 @@ from certs import istio_ca, webhook_cert
 from certs.authority import Authority
 from federation import keys, ownership
 from federation.commandline import UsageError
-from objectstore.statedir import canonical_path, dump
+from objectstore.statefiles import canonical_path
+from objectstore.stateformat import dump
 
 NAMESPACE = "istio-federation"
 MESH_NAMESPACE = "istio-system"

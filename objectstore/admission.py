@@ -24,14 +24,14 @@ from federation import admission_review, resources
 from federation.api_status import failure_status
 from federation.resources import KubeObject, Resource
 from federation.validation import registry
-from objectstore.statedir import WriteVerdict
+from objectstore.admissionhook import WriteVerdict
 
 TIMEOUT_SECONDS = 5.0
 GROUPS = ("system:authenticated",)
 
 
 class WebhookAdmission:
-    """An :class:`objectstore.statedir.AdmissionHook` that calls the real webhook over HTTPS."""
+    """An :class:`objectstore.admissionhook.AdmissionHook` that calls the real webhook over HTTPS."""
 
     def __init__(self, url: str, ca_pem: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
         parts = urlsplit(url)

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from federation.store import ObjectStore, Watch
 from objectstore import preflight
-from objectstore.statedir import AdmissionHook, StateDirStore, StateError, load_state
+from objectstore.admissionhook import AdmissionHook
+from objectstore.statedir import StateDirStore
+from objectstore.statefiles import load_state
+from objectstore.stateformat import StateError
 
 
 @dataclass(frozen=True)

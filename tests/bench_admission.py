@@ -28,7 +28,7 @@ import trustme
 from federation.index import ObjectIndex
 from federation.validation import registry
 from federation.validation.attributes import Attributes, Context
-from objectstore.statefiles import dump_all
+from objectstore.stateformat import dump_all
 from serving import sizing
 from tests import bench_serving
 from tests.reviews import federation, service_entry

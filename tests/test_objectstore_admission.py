@@ -10,7 +10,7 @@ import trustme
 
 from federation import resources
 from objectstore.admission import WebhookAdmission
-from objectstore.statedir import WriteVerdict
+from objectstore.admissionhook import WriteVerdict
 from tests.reviews import service_entry
 
 WEBHOOK = "serviceentries.istio-federation.deckhouse.io"

@@ -19,7 +19,8 @@ from federation import meshconfig, ownership, resources
 from federation.keys import Keypair
 from federation.resources import KubeObject
 from federation.store import ObjectStore
-from objectstore.statedir import StateDirStore, dump
+from objectstore.statedir import StateDirStore
+from objectstore.stateformat import dump
 from reconciler.dryrun import DryRunStore
 from reconciler.events import CLUSTER_SCOPED_EVENT_NAMESPACE, EventRecorder
 from reconciler.fetch import Fetcher, Limits

@@ -13,7 +13,9 @@ import yaml
 
 from federation import ownership, resources
 from federation.store import Conflict, NotFound, Rejected, Watch
-from objectstore.statedir import StateDirStore, StateError, WriteVerdict
+from objectstore.admissionhook import WriteVerdict
+from objectstore.statedir import StateDirStore
+from objectstore.stateformat import StateError
 from tests.reviews import federation, service_entry
 from tests.support import wait_until
 

@@ -16,7 +16,7 @@ import yaml
 
 from federation import resources
 from federation.store import Watch
-from objectstore import statefiles
+from objectstore import atomicfiles, stateformat
 from objectstore.statedir import StateDirStore
 from tests.reviews import service_entry
 from tests.support import wait_until
@@ -161,9 +161,9 @@ def test_another_process_writes_are_read_from_the_journal_exactly(tmp_path: Path
 def test_a_new_journal_makes_other_processes_look_at_every_file_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from objectstore import statedir
+    from objectstore import statejournal
 
-    monkeypatch.setattr(statedir, "JOURNAL_LIMIT", 200)
+    monkeypatch.setattr(statejournal, "JOURNAL_LIMIT", 200)
     ours = StateDirStore(tmp_path, WATCHES, poll_interval=0)
     theirs = StateDirStore(tmp_path, WATCHES, poll_interval=0)
     ours.start()
@@ -186,6 +186,7 @@ def test_batched_writes_are_flushed_once_not_per_file(tmp_path: Path, monkeypatc
     fsyncs: list[int] = []
     flushes: list[Path] = []
     real_fsync = os.fsync
+
     def counted_fsync(fd: int) -> None:
         fsyncs.append(fd)
         real_fsync(fd)
@@ -195,7 +196,7 @@ def test_batched_writes_are_flushed_once_not_per_file(tmp_path: Path, monkeypatc
         return True
 
     monkeypatch.setattr(os, "fsync", counted_fsync)
-    monkeypatch.setattr(statefiles, "_syncfs", counted_syncfs)
+    monkeypatch.setattr(atomicfiles, "_syncfs", counted_syncfs)
     try:
         store.create(service_entry("alone", "shop", "alone.example.com"))
         assert len(fsyncs) == 2  # outside a batch: the file before its rename, the directory after
@@ -211,7 +212,7 @@ def test_batched_writes_are_flushed_once_not_per_file(tmp_path: Path, monkeypatc
         assert len(fsyncs) == 1  # the one directory the batch wrote in
         assert not list(tmp_path.rglob("*.tmp"))
         for number in range(10):
-            loaded = statefiles.load_file(tmp_path / "shop" / "serviceentry" / f"b-{number}.yaml")
+            loaded = stateformat.load_file(tmp_path / "shop" / "serviceentry" / f"b-{number}.yaml")
             assert [resources.name_of(obj) for obj, _ in loaded] == [f"b-{number}"]
     finally:
         store.stop()
@@ -235,7 +236,7 @@ def test_a_duplicate_is_refused_until_the_other_copy_goes(tmp_path: Path) -> Non
     store.start()
     second = tmp_path / "copy.yaml"
     second.write_text(yaml.safe_dump(service_entry("web", "shop", "second.example.com")))
-    with pytest.raises(statefiles.StateError) as raised:
+    with pytest.raises(stateformat.StateError) as raised:
         store.reload()
     assert str(raised.value) == f"{second}:1: ServiceEntry/shop/web is also defined in {first}; keep one of them"
     assert hosts(store, "web") == ["first.example.com"]
@@ -274,15 +275,15 @@ SAMPLES: list[Any] = [
 
 @pytest.mark.parametrize("obj", SAMPLES, ids=["service-entry", "tricky-strings"])
 def test_written_yaml_loads_back_equal(obj: Any) -> None:
-    text = statefiles.dump(obj)
+    text = stateformat.dump(obj)
     assert yaml.safe_load(text) == obj
-    assert [loaded for loaded, _ in statefiles.load_text(text, "x.yaml")] == [obj]
+    assert [loaded for loaded, _ in stateformat.load_text(text, "x.yaml")] == [obj]
 
 
 def test_a_fast_loader_error_reads_like_the_pure_python_one() -> None:
     text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: y\ndata: {a: [1\n"
-    with pytest.raises(statefiles.StateError) as raised:
-        statefiles.load_text(text, "objects.yaml")
+    with pytest.raises(stateformat.StateError) as raised:
+        stateformat.load_text(text, "objects.yaml")
     assert str(raised.value) == "objects.yaml:7: invalid YAML: expected ',' or ']', but got '<stream end>'"
 
 

@@ -31,7 +31,8 @@ from federation.index import ObjectIndex
 from federation.resources import KubeObject, ObjectKey
 from federation.validation import registry
 from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME, Attributes, Context
-from objectstore.statedir import StateDirStore, StateError
+from objectstore.statedir import StateDirStore
+from objectstore.stateformat import StateError
 
 EXIT_ACCEPTED = EXIT_OK
 EXIT_DENIED = EXIT_FAILED
