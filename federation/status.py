@@ -4,7 +4,7 @@ exchange produced and what applying the desired objects did.
 :func:`next_status` is the only place that decides conditions, the metadata cache, the per-service
 outcomes, the trusted remote roots and ``lastSuccessfulSyncTime``; adding a condition means changing
 it (and ``federation.conditions`` for the condition's own text) and its table of cases in
-``tests/test_status.py``.  The reconciler gathers the inputs (``reconciler.observe``,
+``tests/federation/test_status.py``.  The reconciler gathers the inputs (``reconciler.observe``,
 ``reconciler.apply``) and writes the result; nothing here does I/O or reads a clock.
 
 A failed stage never clears anything: the last good metadata and trusted roots stay, and ``Stale``

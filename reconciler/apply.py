@@ -170,7 +170,7 @@ class _HostResult:
 DEFAULT_WRITE_CONCURRENCY = 16
 """Writes in flight at once, across every federation (``reconciler run --write-concurrency``).
 
-Measured against a real kube-apiserver v1.20.2 with the webhook registered (``tests/bench.py``):
+Measured against a real kube-apiserver v1.20.2 with the webhook registered (``python -m tests.bench``):
 the throughput of creates grows up to about 8-16 writes in flight on a 2-core machine and stays
 flat beyond; a state directory serialises writes under its lock, so there it changes nothing.
 """

@@ -1,6 +1,6 @@
 """The gunicorn worker: one gevent event loop per process, every connection bounded in time.
 
-Why this model (measured by ``python -m tests.bench_serving``, figures in the README): gunicorn's
+Why this model (measured by ``python -m tests.bench.serving``, figures in the README): gunicorn's
 gthread worker gives each connection a thread for as long as it takes to send its TLS handshake
 and request head, so a handful of idle or slow clients starve every request.  Here a connection
 is a greenlet: an idle one costs a few kilobytes and no thread, and every phase has a deadline:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests import serving_clients as wire
+from tests.serving import clients as wire
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The exporter's table: hostile tokens, paths, methods, heads and conditional requests, with exact answers.
 
 Sent over TLS to the session's real ``exporter serve`` (``servers.py``), whose state directory
-trusts two peers (cluster-b and cluster-c, keys from ``tests/test_exporter_app.py``) and
+trusts two peers (cluster-b and cluster-c, keys from ``tests/exporter/cluster.py``) and
 publishes one service behind one gateway.  Tokens are signed when the case is sent (real time).
 The slow clients are at the end.
 """
@@ -18,13 +18,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from federation import keys, tokens
+from tests.exporter.cluster import OTHER_KEY, REMOTE_KEY, STRANGER_KEY
+from tests.exporter.fixtures import CLUSTER_UUID, OTHER_UUID, REMOTE_UUID, b64url, deckhouse_token
+from tests.exporter.test_app import ATTACKS, UNKNOWN, Attack
+from tests.exporter.test_hostile_tokens import HOSTILE, Hostile
 from tests.hostile import slowbatch
 from tests.hostile.cases import Case, Expect, Json, NoAnswer, Observed, Raw, SlowCase
 from tests.hostile.requests import http, raw
 from tests.hostile.slowbatch import SlowRun
-from tests.test_exporter_app import ATTACKS, OTHER_KEY, REMOTE_KEY, STRANGER_KEY, UNKNOWN, Attack
-from tests.test_exporter_fixtures import CLUSTER_UUID, OTHER_UUID, REMOTE_UUID, b64url, deckhouse_token
-from tests.test_hostile_tokens import HOSTILE, Hostile
 
 E = "exporter"
 PUBLIC = "/metadata/public/public.json"

@@ -29,15 +29,14 @@ import trustme
 import yaml
 
 from federation import keys, tokens
-from tests import serving_clients as wire
+from tests.exporter.cluster import REMOTE_KEY, make_tls, serve_args, world_objects
+from tests.exporter.fixtures import CLUSTER_UUID, REMOTE_UUID, root_ca_pem, write_state
 from tests.hostile.cases import Case, NoAnswer, SlowCase
 from tests.hostile.summary import SUMMARY
 from tests.reviews import admission_review, federation, service_entry
+from tests.serving import clients as wire
 from tests.support import ServerProcess, free_port
-from tests.test_exporter_app import REMOTE_KEY
-from tests.test_exporter_e2e import make_tls, serve_args, world_objects
-from tests.test_exporter_fixtures import CLUSTER_UUID, REMOTE_UUID, root_ca_pem, write_state
-from tests.test_webhook_server import issue
+from tests.webhook.tls import issue
 
 if TYPE_CHECKING:
     from tests.hostile.slowbatch import SlowBatch

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from tests import serving_clients as wire
 from tests.hostile.cases import Observed, SlowCase
+from tests.serving import clients as wire
 
 PROBE_INTERVAL = 0.25
 GIVE_UP = 45.0  # longer than any deadline of the servers (the request timeout: 30 s)

@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests import serving_clients as wire
 from tests.hostile import servers
 from tests.hostile.cases import Case, SlowCase
 from tests.hostile.exporter_cases import CASES, SESSION, SLOW
 from tests.hostile.slowbatch import SlowBatch
 from tests.hostile.summary import SUMMARY
+from tests.serving import clients as wire
 
 pytestmark = pytest.mark.slow
 

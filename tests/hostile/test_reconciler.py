@@ -38,7 +38,7 @@ from tests.hostile.reconciler_cases import (
 )
 from tests.hostile.remote import PRIVATE, PUBLIC, HostileRemote
 from tests.hostile.summary import SUMMARY
-from tests.test_reconciler_support import (
+from tests.reconciler.harness import (
     NAMESPACE,
     Harness,
     ca_pem,

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests import serving_clients as wire
 from tests.hostile import servers
 from tests.hostile.cases import Case, SlowCase
 from tests.hostile.slowbatch import SlowBatch
 from tests.hostile.summary import GOAL_SECONDS, SUMMARY
 from tests.hostile.webhook_cases import CASES, SLOW
+from tests.serving import clients as wire
 
 pytestmark = pytest.mark.slow
 

@@ -26,6 +26,8 @@ import yaml
 
 from federation import keys, meshconfig
 from reconciler import identity
+from tests.exporter.fixtures import configmap, keypair_secret, root_ca_configmap, service
+from tests.exporter.fixtures import write_state as write_exporter_state
 from tests.image import build
 from tests.image.build import IMAGE_GID, IMAGE_UID, BuiltImage
 from tests.image.containers import (
@@ -38,11 +40,7 @@ from tests.image.containers import (
     run_to_completion,
 )
 from tests.image.podman import podman_command, progress
-from tests.reviews import admission_review, federation, service_entry
-from tests.support import REPO_ROOT, free_port
-from tests.test_exporter_fixtures import configmap, keypair_secret, root_ca_configmap, service
-from tests.test_exporter_fixtures import write_state as write_exporter_state
-from tests.test_reconciler_support import (
+from tests.reconciler.harness import (
     LOCAL_DOMAIN,
     LOCAL_UUID,
     NAMESPACE,
@@ -51,8 +49,10 @@ from tests.test_reconciler_support import (
     ca_pem,
     mesh_config_map,
 )
-from tests.test_reconciler_support import federation as reconciler_federation
-from tests.test_reconciler_support import write_state as write_reconciler_state
+from tests.reconciler.harness import federation as reconciler_federation
+from tests.reconciler.harness import write_state as write_reconciler_state
+from tests.reviews import admission_review, federation, service_entry
+from tests.support import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.slow
 
