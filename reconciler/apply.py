@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from federation import ownership, resources
+from federation.istio.hosts import hosts_of
 from federation.resources import KubeObject, Resource
 from federation.store import NotFound, ObjectStore, Rejected, StoreError, Unavailable
 from reconciler.retry import Interrupted, Retry
@@ -100,12 +101,9 @@ def field_diff(old: Any, new: Any, path: str = "") -> list[FieldChange]:
 
 
 def hostname_of(obj: KubeObject) -> str:
-    spec = resources.spec(obj)
-    hosts = spec.get("hosts")
-    if isinstance(hosts, list) and hosts and isinstance(hosts[0], str):
-        return hosts[0]
-    host = spec.get("host")
-    return host if isinstance(host, str) else resources.name_of(obj)
+    """The host a managed object is for (its first host), or its name when it declares none."""
+    hosts = hosts_of(obj)
+    return hosts[0] if hosts else resources.name_of(obj)
 
 
 def merged_update(current: KubeObject, desired: KubeObject) -> KubeObject | None:

@@ -24,7 +24,7 @@ DEFAULT_NAMESPACE = "istio-federation"
 DEFAULT_MESH_NAMESPACE = "istio-system"
 DEFAULT_USERNAME = "system:serviceaccount:istio-federation:istio-federation-reconciler"
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
 
 
 def duration(text: str) -> timedelta:
@@ -33,7 +33,7 @@ def duration(text: str) -> timedelta:
     try:
         seconds = float(value)
     except ValueError:
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if not value or not match or not any(match.groups()):
             raise argparse.ArgumentTypeError(f"{text!r} is not a duration (use e.g. 30s, 5m, 24h, 1h30m)") from None
         hours, minutes, secs = match.groups()

@@ -22,9 +22,8 @@ Two federations never hold one remote clusterUUID: besides what status says
 (``reconciler.observe.cluster_uuid_owners``), the first federation of this process to accept a
 UUID claims it, so two syncs running at once cannot both take it.
 
-Nothing here knows about ``--dry-run``: a dry run hands the Syncer a store that records writes
-instead of making them (``reconciler.dryrun``), and its plan is the :class:`FederationPlan` every
-sync returns.
+Nothing here knows about ``--dry-run``: a dry run hands the Syncer a store that records writes instead of
+making them (``reconciler.dryrun``), and its plan is the :class:`FederationPlan` every sync returns.
 """
 
 from __future__ import annotations

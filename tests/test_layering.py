@@ -177,3 +177,17 @@ def test_importing_a_package_facade_is_not_a_cycle() -> None:
 
     assert import_graph(sources) == {"pkg": {"pkg.inner"}, "pkg.inner": {"pkg.helper"}, "pkg.helper": set()}
     assert import_cycles(import_graph(sources)) == []
+
+
+PRODUCT_PACKAGES = ("federation", "objectstore", "serving", "certs", "istio_federation", *DEPLOYABLES)
+MODULE_LINE_LIMIT = 400  # one concept per module: past this, a module is doing more than one thing
+
+
+def test_no_product_module_is_over_the_line_limit() -> None:
+    too_long = {
+        str(path.relative_to(ROOT)): lines
+        for package in PRODUCT_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MODULE_LINE_LIMIT
+    }
+    assert too_long == {}, f"split these by concept (limit {MODULE_LINE_LIMIT} lines): {too_long}"
