@@ -18,31 +18,23 @@ instead of making them, ``reconciler.dryrun``) shows the same plan a real pass c
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from federation import ownership, resources
 from federation.istio.hosts import hosts_of
 from federation.resources import KubeObject, Resource
 from federation.store import NotFound, ObjectStore, Rejected, StoreError, Unavailable
+from reconciler.objectdiff import FieldChange, compare_view, field_diff, merged_update
 from reconciler.retry import Interrupted, Retry
 
 log = logging.getLogger(__name__)
 
 MANAGED_KINDS = (resources.SERVICE_ENTRY, resources.DESTINATION_RULE)
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    path: str
-    old: Any
-    new: Any
 
 
 @dataclass(frozen=True)
@@ -79,61 +71,10 @@ class ApplyOutcome:
         return not self.failed
 
 
-def field_diff(old: Any, new: Any, path: str = "") -> list[FieldChange]:
-    """Leaf-level differences, with Kubernetes-style paths (``spec.endpoints[0].address``)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        changes: list[FieldChange] = []
-        for key in sorted(set(old) | set(new), key=str):
-            child = f"{path}.{key}" if path else str(key)
-            if key not in new:
-                changes.append(FieldChange(child, old[key], None))
-            elif key not in old:
-                changes.append(FieldChange(child, None, new[key]))
-            else:
-                changes.extend(field_diff(old[key], new[key], child))
-        return changes
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        changes = []
-        for position, (left, right) in enumerate(zip(old, new, strict=True)):
-            changes.extend(field_diff(left, right, f"{path}[{position}]"))
-        return changes
-    return [] if old == new else [FieldChange(path, old, new)]
-
-
 def hostname_of(obj: KubeObject) -> str:
     """The host a managed object is for (its first host), or its name when it declares none."""
     hosts = hosts_of(obj)
     return hosts[0] if hosts else resources.name_of(obj)
-
-
-def merged_update(current: KubeObject, desired: KubeObject) -> KubeObject | None:
-    """``current`` changed to match ``desired`` in the fields we own, or None when it already does.
-
-    Labels and annotations others added are kept: only ours are set.
-    """
-    current_meta = resources.meta(current)
-    desired_meta = resources.meta(desired)
-    labels = dict(current_meta.get("labels") or {})
-    annotations = dict(current_meta.get("annotations") or {})
-    wanted_labels = {**labels, **desired_meta.get("labels", {})}
-    wanted_annotations = {**annotations, **desired_meta.get("annotations", {})}
-    if current.get("spec") == desired.get("spec") and labels == wanted_labels and annotations == wanted_annotations:
-        return None
-    updated = copy.deepcopy(current)
-    updated["apiVersion"] = desired["apiVersion"]
-    updated["spec"] = copy.deepcopy(desired["spec"])
-    updated["metadata"]["labels"] = wanted_labels
-    updated["metadata"]["annotations"] = wanted_annotations
-    return updated
-
-
-def _compare_view(obj: KubeObject) -> dict[str, Any]:
-    """The parts of an object a plan shows a diff of."""
-    meta = resources.meta(obj)
-    return {
-        "metadata": {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}},
-        "spec": obj.get("spec"),
-    }
 
 
 _KINDS = {resource.kind: resource for resource in MANAGED_KINDS}
@@ -189,6 +130,13 @@ class Applier:
         self.concurrency = max(1, concurrency)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # (kind, namespace, name) -> the desired object last found matching, and the resourceVersion
+        # it matched: the same desired object (a reused plan, ``reconciler.decisions``) against the
+        # same version needs no comparison. Any write, ours or anyone's, changes the version.
+        self._matched: dict[tuple[str, str, str], tuple[KubeObject, str]] = {}
+        self._layouts: dict[
+            str, tuple[Sequence[KubeObject], frozenset[tuple[str, str, str]], dict[str, list[KubeObject]]]
+        ] = {}
 
     def owned(self, federation: str) -> list[KubeObject]:
         """Every object of ``federation``, in any namespace, found only through the ownership selector."""
@@ -232,11 +180,7 @@ class Applier:
 
     def _apply(self, federation: str, desired: Sequence[KubeObject], *, gc: bool) -> ApplyOutcome:
         outcome = ApplyOutcome()
-        wanted_keys = {(_resource_of(obj).kind, resources.namespace_of(obj), resources.name_of(obj)) for obj in desired}
-        # ServiceEntry first: if admission refuses it, its DestinationRule is not created alone.
-        by_host: dict[str, list[KubeObject]] = {}
-        for obj in sorted(desired, key=_write_order):
-            by_host.setdefault(hostname_of(obj), []).append(obj)
+        wanted_keys, by_host = self._layout(federation, desired)
         pending = [(host, objs) for host, objs in by_host.items() if any(self._differs(federation, o) for o in objs)]
         results = self._run_all(
             [functools.partial(self._ensure_host, federation, host, objs) for host, objs in pending]
@@ -245,18 +189,43 @@ class Applier:
         if not gc:
             return outcome
         doomed: dict[str, list[Action]] = {}
-        for obj in sorted(self._owned_view(federation), key=_write_order):
+        unwanted = [
+            obj
+            for obj in self._owned_view(federation)
+            if (_resource_of(obj).kind, resources.namespace_of(obj), resources.name_of(obj)) not in wanted_keys
+        ]
+        for obj in sorted(unwanted, key=_write_order):
             resource = _resource_of(obj)
-            key = (resource.kind, resources.namespace_of(obj), resources.name_of(obj))
-            if key not in wanted_keys:
-                hostname = hostname_of(obj)
-                doomed.setdefault(hostname, []).append(Action("delete", resource, key[1], key[2], hostname))
+            hostname = hostname_of(obj)
+            doomed.setdefault(hostname, []).append(
+                Action("delete", resource, resources.namespace_of(obj), resources.name_of(obj), hostname)
+            )
         results = self._run_all(
             [functools.partial(self._delete_host, federation, host, actions) for host, actions in doomed.items()]
         )
         self._merge(outcome, list(doomed), results)
         outcome.gc_ran = True
         return outcome
+
+    def _layout(
+        self, federation: str, desired: Sequence[KubeObject]
+    ) -> tuple[frozenset[tuple[str, str, str]], dict[str, list[KubeObject]]]:
+        """The keys ``desired`` covers, and its objects by host, ServiceEntry first (if admission refuses
+        it, its DestinationRule is not created alone); kept while the same plan comes back."""
+        last = self._layouts.get(federation)
+        if last is not None and last[0] is desired:
+            return last[1], last[2]
+        wanted_keys = frozenset((_resource_of(obj).kind, resources.namespace_of(obj), resources.name_of(obj))
+                                for obj in desired)  # fmt: skip
+        by_host: dict[str, list[KubeObject]] = {}
+        for obj in sorted(desired, key=_write_order):
+            by_host.setdefault(hostname_of(obj), []).append(obj)
+        self._layouts[federation] = (desired, wanted_keys, by_host)
+        return wanted_keys, by_host
+
+    def forget(self, federation: str) -> None:
+        """Drop what was kept for a federation that is gone."""
+        self._layouts.pop(federation, None)
 
     def _run_all(self, tasks: list[Callable[[], _HostResult]]) -> list[_HostResult]:
         """Run each host's writes, ``concurrency`` at a time; results in the order of ``tasks``."""
@@ -287,10 +256,19 @@ class Applier:
 
     def _differs(self, federation: str, desired: KubeObject) -> bool:
         """Whether ``desired`` needs a write (or a decision) by the cache: False only when it matches."""
-        current = self._look(_resource_of(desired), resources.namespace_of(desired), resources.name_of(desired))
-        return current is None or ownership.owning_federation(current) != federation or (
-            merged_update(current, desired) is not None
-        )
+        key = (_resource_of(desired).kind, resources.namespace_of(desired), resources.name_of(desired))
+        current = self._look(_resource_of(desired), key[1], key[2])
+        if current is None:
+            return True
+        version = str(resources.meta(current).get("resourceVersion") or "")
+        matched = self._matched.get(key)
+        if version and matched is not None and matched[0] is desired and matched[1] == version:
+            return False
+        if ownership.owning_federation(current) != federation or merged_update(current, desired) is not None:
+            return True
+        if version:
+            self._matched[key] = (desired, version)
+        return False
 
     def _ensure_host(self, federation: str, hostname: str, objects: list[KubeObject]) -> _HostResult:
         result = _HostResult()
@@ -358,7 +336,7 @@ class Applier:
             updated = merged_update(current, desired)
             if updated is None:
                 return None
-            changes = tuple(field_diff(_compare_view(current), _compare_view(updated)))
+            changes = tuple(field_diff(compare_view(current), compare_view(updated)))
             action = Action("update", resource, namespace, name, hostname, updated, changes)
             self.store.update(updated)
             self._written(federation, action, result)
@@ -372,6 +350,7 @@ class Applier:
             current = self.store.read(action.resource, action.namespace, action.name) if fresh else None
             if fresh and (current is None or ownership.owning_federation(current) != federation):
                 return  # gone, or no longer ours: nothing to delete
+            self._matched.pop((action.resource.kind, action.namespace, action.name), None)
             try:
                 self.store.delete(action.resource, action.namespace, action.name)
             except NotFound:
@@ -383,8 +362,10 @@ class Applier:
     @staticmethod
     def _written(federation: str, action: Action, result: _HostResult) -> None:
         past = action.verb.removesuffix("e") + "ed"
-        log.info("%s %s federation=%s host=%s", past, action.target, federation, action.hostname)
+        # An update gets no Event (``reconciler.report``): the paths it changed are in its log line.
+        changed = f" changed={','.join(change.path for change in action.changes)}" if action.changes else ""
+        log.info("%s %s federation=%s host=%s%s", past, action.target, federation, action.hostname, changed)
         result.written.append(action)
 
 
-__all__ = ["Action", "Applier", "ApplyOutcome", "Blocked", "FieldChange", "Interrupted", "field_diff"]
+__all__ = ["Action", "Applier", "ApplyOutcome", "Blocked", "Interrupted", "hostname_of"]

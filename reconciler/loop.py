@@ -29,8 +29,9 @@ from reconciler.apply import MANAGED_KINDS, Action, hostname_of
 from reconciler.leader import LeaderElector
 from reconciler.meshtrust import MeshTrust
 from reconciler.metrics import ReconcilerMetrics
+from reconciler.results import SyncResult
 from reconciler.retry import Interrupted, Retry
-from reconciler.sync import Syncer, SyncResult
+from reconciler.sync import Syncer
 
 log = logging.getLogger(__name__)
 

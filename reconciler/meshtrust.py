@@ -17,7 +17,8 @@ from federation.istio.hosts import hosts_of
 from federation.meshconfig import TrustedCA
 from federation.resources import KubeObject
 from federation.store import ObjectStore, StoreError
-from reconciler.apply import Action, FieldChange, field_diff
+from reconciler.apply import Action
+from reconciler.objectdiff import FieldChange, field_diff
 from reconciler.retry import Retry
 
 log = logging.getLogger(__name__)

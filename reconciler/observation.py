@@ -14,7 +14,7 @@ observation into the outcome status reports.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -326,8 +326,14 @@ def read_private(fetched: Fetched, local: LocalCluster | None = None) -> Private
     return private
 
 
-def metadata_exchange(observation: Observation, *, local: LocalCluster) -> MetadataExchange:
-    """The observation as status reports it: each document, or the reason and message of its failure."""
+def metadata_exchange(
+    observation: Observation,
+    *,
+    local: LocalCluster,
+    private_reader: Callable[[Fetched, LocalCluster], PrivateMetadata | StageFailure] = read_private,
+) -> MetadataExchange:
+    """The observation as status reports it: each document, or the reason and message of its failure.
+    ``private_reader`` reads the private document (the reconciler's reuses an unchanged one)."""
     if observation.configuration is not None:
         return MetadataExchange(
             StageFailure(conditions.CONFIGURATION_ERROR, observation.configuration.condition_message)
@@ -346,4 +352,4 @@ def metadata_exchange(observation: Observation, *, local: LocalCluster) -> Metad
             public, StageFailure(conditions.TOKEN_GENERATION_FAILED, observation.private_blocked.message)
         )
     assert observation.private is not None, "observe() fetches the private document after a valid public one"
-    return MetadataExchange(public, read_private(observation.private, local))
+    return MetadataExchange(public, private_reader(observation.private, local))

@@ -8,8 +8,9 @@ from typing import Any
 
 import yaml
 
-from reconciler.apply import Action, FieldChange
+from reconciler.apply import Action
 from reconciler.loop import RunReport
+from reconciler.objectdiff import FieldChange
 
 FORMATS = ("text", "yaml", "json")
 _MAX_SHOWN = 120

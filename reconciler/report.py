@@ -1,7 +1,11 @@
 """The report step of a sync, after apply: metrics, and Events on transitions only.
 
 Events are recorded only when something changed (a host newly refused, a service newly denied,
-objects written, ``Ready`` flipping), never on every sync, so a steady state records nothing.
+objects created or deleted, ``Ready`` flipping), never on every sync, so a steady state records
+nothing.  An object updated in place (a remote service's ports or gateways changed) is logged with
+its field diff and counted in ``istio_federation_writes_total{verb="update"}``, and the remote's new
+offer is in ``status.metadataCache``; it gets no Event of its own, so one changed remote service
+costs its object's write and the status patch, nothing more.
 A sync records at most :data:`MAX_SERVICE_EVENTS` Events about single services, then one that
 counts the rest: a remote offering 20,000 hosts outside its trust domain costs 11 Events, not
 20,000.  A host that the previous status did not list (it lists a bounded number) counts as
@@ -105,8 +109,8 @@ def record_events(
             message=f"and {len(rest)} more services not imported ({', '.join(states)}): see status.services, "
             "status.servicesSummary and the Synced condition",
         )
-    if outcome is not None and outcome.actions:
-        verbs = [action.verb for action in outcome.actions]
+    verbs = [action.verb for action in outcome.actions] if outcome is not None else []
+    if "create" in verbs or "delete" in verbs:
         summary = ", ".join(f"{verbs.count(verb)} {word}" for verb, word in _PAST.items() if verb in verbs)
         recorder.record(
             federation,

@@ -29,6 +29,7 @@ making them (``reconciler.dryrun``), and its plan is the :class:`FederationPlan`
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 import time
@@ -47,12 +48,15 @@ from federation.status import Applied, History, MetadataExchange, StageFailure, 
 from federation.store import ObjectStore, StoreError
 from federation.timestamps import format_time, parse_time
 from reconciler import report
-from reconciler.apply import Action, Applier, ApplyOutcome, FieldChange, field_diff
+from reconciler.apply import Applier, ApplyOutcome
+from reconciler.decisions import DecisionCache
 from reconciler.events import EventRecorder
 from reconciler.fetch import Fetcher
 from reconciler.metrics import SYNC_STAGES, ReconcilerMetrics
+from reconciler.objectdiff import field_diff
 from reconciler.observation import LocalCluster, Observation, metadata_exchange, uuid_conflict_message
 from reconciler.observe import observe
+from reconciler.results import FederationPlan, SyncResult
 from reconciler.retry import Interrupted, Retry
 
 log = logging.getLogger(__name__)
@@ -77,29 +81,6 @@ class SyncSettings:
             ca_overlap=self.ca_overlap,
             heartbeat=self.heartbeat if self.heartbeat is not None else self.stale_after / 2,
         )
-
-
-@dataclass
-class FederationPlan:
-    """What a sync decided for one federation: what ``--dry-run`` prints."""
-
-    name: str
-    actions: list[Action] = field(default_factory=list)
-    status_changes: list[FieldChange] = field(default_factory=list)
-    error: str = ""
-
-
-@dataclass
-class SyncResult:
-    federation: str
-    ok: bool
-    stage: str = ""
-    message: str = ""
-    duration: float = 0.0
-    interrupted: bool = False
-    trust_domain: str = ""
-    trusted_pems: tuple[str, ...] = ()
-    plan: FederationPlan | None = None
 
 
 @dataclass
@@ -143,6 +124,7 @@ class Syncer:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.applier = Applier(store, self.retry, concurrency=write_concurrency)
         self._memory: dict[str, _Memory] = {}
+        self.decisions = DecisionCache()
         # federation name -> the remote clusterUUID it accepted in this process.
         self._claims: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -151,6 +133,8 @@ class Syncer:
         with self._lock:
             self._memory.pop(name, None)
             self._claims.pop(name, None)
+        self.decisions.forget(name)
+        self.applier.forget(name)
 
     def sync(self, federation: KubeObject) -> SyncResult:
         started = time.monotonic()
@@ -197,7 +181,8 @@ class Syncer:
             namespace=self.settings.namespace,
         )
         progress.stage = "decide"
-        exchange = self._claim(name, metadata_exchange(observation, local=self.settings.local))
+        reader = functools.partial(self.decisions.read_private, name)
+        exchange = self._claim(name, metadata_exchange(observation, local=self.settings.local, private_reader=reader))
         outcome, applied = self._apply(observation, exchange, old_status, history, progress)
         progress.stage = "decide"
         generation = resources.meta(federation).get("generation")
@@ -294,7 +279,8 @@ class Syncer:
         name = resources.name_of(observation.federation)
         if isinstance(exchange.public, PublicMetadata) and isinstance(exchange.private, PrivateMetadata):
             trust_domain = str(resources.spec(observation.federation).get("trustDomain") or "").lower()
-            plan = desired.desired_state(
+            plan = self.decisions.desired_state(
+                name,
                 exchange.private,
                 desired.FederationSettings(
                     federation_name=name,

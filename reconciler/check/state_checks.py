@@ -16,9 +16,10 @@ from federation.documents.private import PrivateMetadata
 from federation.documents.public import PublicMetadata
 from federation.resources import KubeObject
 from federation.timestamps import format_time, parse_time
-from reconciler.apply import hostname_of, merged_update
+from reconciler.apply import hostname_of
 from reconciler.check.local import LocalObjects
 from reconciler.check.report import CheckResult, CheckSettings, failing, passing, plural, skipping
+from reconciler.objectdiff import merged_update
 from reconciler.observation import Observation
 
 # Refused hosts named on the refused line; the rest are counted.

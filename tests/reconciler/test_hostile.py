@@ -105,6 +105,8 @@ def test_a_sync_that_raises_ends_in_a_status_and_a_metric(
     entry = harness.service_entry(SEED)
     monkeypatch.setattr(target, _raise)
     harness.clock.advance(timedelta(seconds=2))
+    # A new offer, so that every stage runs again (an unchanged document's plan is reused).
+    remote.cluster.services.append({"hostname": "new.xyz.svc.cluster-b.local", "ports": [{"name": "http", "port": 80}]})
 
     (result,) = harness.sync().results
 

@@ -7,14 +7,17 @@ run the same story in ``test_exporter_peer.py`` and ``test_reconciler_kube.py``)
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 import yaml
 
-from federation import conditions, ownership, resources, tokens
+from federation import conditions, desired, ownership, resources, tokens
+from federation.documents.private import parse_private
 from federation.keys import Keypair
 from federation.store import Rejected
 from objectstore.statedir import StateDirStore
@@ -489,3 +492,66 @@ def test_expired_token_401_points_at_clocks_not_at_missing_objects(
         f"HTTP status 401 when fetching private metadata: {CLOCK_SKEW_HINT} "
         "(the remote said: Authentication error: JWT token expired)"
     )
+
+
+def test_one_changed_remote_service_costs_its_object_and_the_status(
+    harness: Harness, remote: DeckhouseExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    remote.cluster.services.append({"hostname": "foo.xyz.svc.cluster-b.local", "ports": [{"name": "tcp", "port": 9}]})
+    harness.sync()
+    events_before = len(harness.events())
+    before = dict(harness.store.writes.by_verb)
+    remote.cluster.services[0] = {"hostname": SEED_HOST, "ports": [{"name": "http", "port": 8081}]}
+
+    with caplog.at_level(logging.INFO, logger="reconciler.apply"):
+        harness.sync()
+
+    after = harness.store.writes.by_verb
+    assert {verb: after.get(verb, 0) - before.get(verb, 0) for verb in after | before} == {
+        "create": 0, "update": 1, "patch": 1,
+    }  # fmt: skip
+    assert len(harness.events()) == events_before  # an in-place update is logged, not an Event
+    (line,) = [record.getMessage() for record in caplog.records if record.getMessage().startswith("updated")]
+    assert line == (
+        f"updated ServiceEntry {NAMESPACE}/{SEED_NAME} federation=cluster-b host={SEED_HOST} "
+        "changed=spec.ports[0].number"
+    )
+    entry = harness.service_entry()
+    assert entry is not None
+    assert entry["spec"]["ports"] == [{"name": "http", "number": 8081, "protocol": "HTTP"}]
+
+
+def test_an_unchanged_document_is_not_parsed_or_planned_again(
+    harness: Harness, remote: DeckhouseExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.sync()
+    calls: list[str] = []
+    real_parse, real_plan = parse_private, desired.desired_state
+
+    def parse(*args: Any, **kwargs: Any) -> Any:
+        calls.append("parse")
+        return real_parse(*args, **kwargs)
+
+    def planned(*args: Any, **kwargs: Any) -> Any:
+        calls.append("plan")
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr("reconciler.observation.parse_private", parse)
+    monkeypatch.setattr(desired, "desired_state", planned)
+    harness.sync()
+    assert calls == []  # the same bytes: the last parse and plan are reused
+
+    # Reused, yet level-triggered: a managed object edited by hand is put back.
+    entry = harness.service_entry()
+    assert entry is not None
+    entry["spec"]["ports"] = [{"name": "http", "number": 1, "protocol": "HTTP"}]
+    harness.store.update(entry)
+    harness.sync()
+    restored = harness.service_entry()
+    assert restored is not None
+    assert restored["spec"]["ports"] == [{"name": "http", "number": 8080, "protocol": "HTTP"}]
+    assert calls == []
+
+    remote.cluster.services[0] = {"hostname": SEED_HOST, "ports": [{"name": "http", "port": 8081}]}
+    harness.sync()
+    assert calls == ["parse", "plan"]  # new bytes: parsed and planned once
