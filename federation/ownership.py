@@ -52,7 +52,11 @@ def has_ownership_label(obj: resources.KubeObject) -> bool:
 
 
 def owning_federation(obj: resources.KubeObject) -> str | None:
-    return resources.labels(obj).get(FEDERATION_LABEL) if is_managed(obj) else None
+    """The federation a managed object belongs to (None when it is not managed): :func:`is_managed`
+    with one read of the labels, as every sync asks it of every owned object."""
+    labels = resources.labels(obj)
+    owner = labels.get(FEDERATION_LABEL)
+    return owner if owner and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE else None
 
 
 def managed_name(host: str) -> str:

@@ -126,3 +126,14 @@ class ObjectStore(Protocol):
         """JSON merge patch of ``{"status": …}`` through the status subresource."""
 
     def delete(self, resource: Resource, namespace: str, name: str) -> None: ...
+
+
+def look_list(
+    store: ObjectStore, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+) -> list[KubeObject]:
+    """:meth:`ObjectStore.list` for a caller that only looks: the store's own cached objects, without
+    copies, where it can lend them (``peek_list``). A sync looks at every owned object and every
+    federation; copying them each time was most of an unchanged sync's cost. Never modify the result."""
+    peek_list = getattr(store, "peek_list", None)
+    found: list[KubeObject] = (peek_list if callable(peek_list) else store.list)(resource, namespace, label_selector)
+    return found

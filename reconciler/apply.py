@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from federation import ownership, resources
 from federation.istio.hosts import hosts_of
 from federation.resources import KubeObject, Resource
-from federation.store import NotFound, ObjectStore, Rejected, StoreError, Unavailable
+from federation.store import NotFound, ObjectStore, Rejected, StoreError, Unavailable, look_list
 from reconciler.objectdiff import FieldChange, compare_view, field_diff, merged_update
 from reconciler.retry import Interrupted, Retry
 
@@ -150,14 +150,11 @@ class Applier:
         return objects
 
     def _owned_view(self, federation: str) -> list[KubeObject]:
-        """:meth:`owned`, without copies where the store can give its cached objects to look at."""
-        peek_list = getattr(self.store, "peek_list", None)
-        if not callable(peek_list):
-            return self.owned(federation)
+        """:meth:`owned`, without copies: to look at, never to modify."""
         return [
             obj
             for resource in MANAGED_KINDS
-            for obj in peek_list(resource, None, ownership.selector(federation))
+            for obj in look_list(self.store, resource, None, ownership.selector(federation))
             if ownership.owning_federation(obj) == federation
         ]
 
@@ -188,10 +185,16 @@ class Applier:
         self._merge(outcome, [host for host, _ in pending], results)
         if not gc:
             return outcome
+        owned = self._owned_view(federation)
+        if not pending and len(owned) == len(wanted_keys):
+            # Every wanted object exists and is ours (nothing was pending), and we own no more
+            # objects than we want: so we own exactly those, and there is nothing to delete.
+            outcome.gc_ran = True
+            return outcome
         doomed: dict[str, list[Action]] = {}
         unwanted = [
             obj
-            for obj in self._owned_view(federation)
+            for obj in owned
             if (_resource_of(obj).kind, resources.namespace_of(obj), resources.name_of(obj)) not in wanted_keys
         ]
         for obj in sorted(unwanted, key=_write_order):

@@ -24,7 +24,7 @@ from typing import Any
 
 from federation import ownership, resources
 from federation.resources import KubeObject
-from federation.store import NotFound, ObjectStore, StoreError
+from federation.store import NotFound, ObjectStore, StoreError, look_list
 from reconciler.apply import MANAGED_KINDS, Action, hostname_of
 from reconciler.leader import LeaderElector
 from reconciler.meshtrust import MeshTrust
@@ -127,12 +127,9 @@ class Reconciler:
             return []
         existing = {resources.name_of(f) for f in self.store.list(resources.ISTIO_FEDERATION)}
         actions: list[Action] = []
-        # Every managed object is looked at, few are deleted: no copies where the store can lend them.
-        peek_list = getattr(self.store, "peek_list", None)
-        listing = peek_list if callable(peek_list) else self.store.list
         for resource in MANAGED_KINDS:
-            managed: list[KubeObject] = listing(resource, None, ownership.selector())
-            for obj in managed:
+            # Every managed object is looked at, few are deleted: no copies.
+            for obj in look_list(self.store, resource, None, ownership.selector()):
                 owner = ownership.owning_federation(obj)
                 if owner is None or owner in existing:
                     continue

@@ -14,7 +14,7 @@ from federation import resources, tokens
 from federation.documents.public import PublicMetadata
 from federation.keys import Keypair
 from federation.resources import KubeObject
-from federation.store import ObjectStore
+from federation.store import ObjectStore, look_list
 from reconciler.fetch import PRIVATE_PATH, PUBLIC_PATH, Fetcher, FetchError, TLSSettings, endpoint_url
 from reconciler.observation import (
     ConfigurationProblem,
@@ -47,7 +47,7 @@ def observe(
     """
     spec = resources.spec(federation)
     name = resources.name_of(federation)
-    federations = store.list(resources.ISTIO_FEDERATION)
+    federations = look_list(store, resources.ISTIO_FEDERATION)
     exported = export_to(federation, local.export_to, namespace)
     configuration = configuration_problem(spec, local.trust_domain)
     if configuration is None and isinstance(exported, ConfigurationProblem):
