@@ -11,7 +11,10 @@ watcher's event for it reads nothing.
 Durability: a write is durable when it returns (fsync of the file before its rename, and of the
 directory after), except inside :meth:`StateWriter.batch`, where the reconciler applies many
 objects: there the batch is flushed once at its end (and every ``BATCH_FLUSH`` writes), with one
-``syncfs`` and an fsync per directory.  ``objectstore.atomicfiles`` explains what a power cut can do.
+``syncfs`` and an fsync per directory.  The first ``EAGER_WRITES`` writes of a batch are made durable
+one by one all the same: ``syncfs`` waits for every dirty page of the file system, whoever wrote it,
+which a sync that changed one object should not pay for.  ``objectstore.atomicfiles`` explains what a
+power cut can do.
 """
 
 from __future__ import annotations
@@ -33,12 +36,15 @@ from objectstore.stateview import KnownFile, StateView, clone_object
 LOCK_FILE = ".lock"
 BATCH_FLUSH = 2000
 """Writes after which a batch is flushed even before it ends, bounding what a power cut can lose."""
+EAGER_WRITES = 16
+"""Writes of a batch made durable one by one (two fsyncs each) before the rest wait for its flush."""
 
 
 @dataclass
 class _Batch:
     depth: int = 0
-    written: int = 0
+    written: int = 0  # deferred to the next flush
+    seen: int = 0  # in this batch, durable or deferred
     directories: set[Path] = field(default_factory=set)
 
 
@@ -90,7 +96,7 @@ class StateWriter:
                 self._batch.depth -= 1
                 if self._batch.depth == 0:
                     directories, self._batch.directories = self._batch.directories, set()
-                    self._batch.written = 0
+                    self._batch.written = self._batch.seen = 0
             if directories:
                 sync_directories(self.root, directories)
 
@@ -103,7 +109,9 @@ class StateWriter:
 
     def _write_file(self, path: Path, objects: list[KubeObject] | None) -> Signature | None:
         """Write (or, for None, remove) one file, durably unless in a batch; call with the locks held."""
-        batched = self._batch.depth > 0
+        if self._batch.depth > 0:
+            self._batch.seen += 1
+        batched = self._batch.depth > 0 and self._batch.seen > EAGER_WRITES
         if objects is None:
             path.unlink(missing_ok=True)
             if not batched:

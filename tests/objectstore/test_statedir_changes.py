@@ -16,7 +16,7 @@ import yaml
 
 from federation import resources
 from federation.store import Watch
-from objectstore import atomicfiles, stateformat
+from objectstore import atomicfiles, stateformat, statewriter
 from objectstore.statedir import StateDirStore
 from tests.reviews import service_entry
 from tests.support import wait_until
@@ -201,17 +201,22 @@ def test_batched_writes_are_flushed_once_not_per_file(tmp_path: Path, monkeypatc
         store.create(service_entry("alone", "shop", "alone.example.com"))
         assert len(fsyncs) == 2  # outside a batch: the file before its rename, the directory after
         fsyncs.clear()
+        with store.batch():  # a small batch: no syncfs, which would wait for the whole file system
+            store.create(service_entry("small", "shop", "small.example.com"))
+        assert (len(fsyncs), flushes) == (2, [])
+        fsyncs.clear()
+        eager = statewriter.EAGER_WRITES
         with store.batch():
-            for number in range(10):
+            for number in range(eager + 10):
                 store.create(service_entry(f"b-{number}", "shop", f"b-{number}.example.com"))
-            assert fsyncs == []
+            assert len(fsyncs) == 2 * eager  # the first ones one by one, the rest wait for the flush
             assert flushes == []
             # Each write is whole and in place at once; only its durability waits for the batch.
-            assert (tmp_path / "shop" / "serviceentry" / "b-9.yaml").is_file()
+            assert (tmp_path / "shop" / "serviceentry" / f"b-{eager + 9}.yaml").is_file()
         assert flushes == [tmp_path]
-        assert len(fsyncs) == 1  # the one directory the batch wrote in
+        assert len(fsyncs) == 2 * eager + 1  # and the one directory the batch wrote in
         assert not list(tmp_path.rglob("*.tmp"))
-        for number in range(10):
+        for number in range(eager + 10):
             loaded = stateformat.load_file(tmp_path / "shop" / "serviceentry" / f"b-{number}.yaml")
             assert [resources.name_of(obj) for obj, _ in loaded] == [f"b-{number}"]
     finally:

@@ -202,3 +202,21 @@ def test_kubectl_apply_prints(case: Case, federated: Clusters, tmp_path: Path) -
         with Path(record).open("a") as out:
             out.write(json.dumps({"case": case.name, "code": result.code, "output": printed}) + "\n")
     assert (result.code, printed) == EXPECTED[case.name]
+
+
+def readme_kubectl_outputs() -> list[str]:
+    """What the README shows ``kubectl apply`` printing: each console block's lines after the command."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    outputs = []
+    for block in readme.split("```console\n")[1:]:
+        lines = block.split("\n```", 1)[0].split("\n")
+        if lines[0].startswith("$ kubectl apply -f ") and len(lines) > 1:
+            outputs.append("\n".join(lines[1:]) + "\n")
+    return outputs
+
+
+def test_the_readmes_denials_are_what_kubectl_printed() -> None:
+    shown = readme_kubectl_outputs()
+    assert len(shown) >= 3
+    printed = {output for _, output in EXPECTED.values()}
+    assert [output for output in shown if output not in printed] == []
