@@ -108,3 +108,17 @@ def namespace_of(obj: KubeObject) -> str:
 def spec(obj: KubeObject) -> dict[str, Any]:
     value = obj.get("spec")
     return value if isinstance(value, dict) else {}
+
+
+def envelope_problem(doc: Any) -> str | None:
+    """Why ``doc`` read from a file is not a Kubernetes object (a mapping with apiVersion, kind and
+    metadata.name), in words for the person who wrote the file; None when it is one."""
+    if not isinstance(doc, dict):
+        return f"expected a Kubernetes object (a mapping), got {type(doc).__name__}"
+    missing = [key for key in ("apiVersion", "kind") if not isinstance(doc.get(key), str) or not doc.get(key)]
+    if missing:
+        return f"object has no {' or '.join(missing)}; every object needs apiVersion and kind"
+    metadata = doc.get("metadata")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
+        return f"{doc['kind']} has no metadata.name"
+    return None

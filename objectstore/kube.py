@@ -13,6 +13,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import kubernetes.client
@@ -27,6 +28,12 @@ log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
 _UNSEEN = object()
+
+
+@dataclass(frozen=True)
+class _Listing:
+    objects: builtins.list[KubeObject]
+    live: bool  # fetched now for this caller, not the cache's own objects
 
 
 class KubernetesStore(WatchedCache):
@@ -98,6 +105,17 @@ class KubernetesStore(WatchedCache):
     def list(
         self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> builtins.list[KubeObject]:
+        found = self._listed(resource, namespace, label_selector)
+        return found.objects if found.live else [copy.deepcopy(obj) for obj in found.objects]
+
+    def peek_list(
+        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> builtins.list[KubeObject]:
+        """:meth:`list` without the copies, for callers that only look: never modify what it returns."""
+        return self._listed(resource, namespace, label_selector).objects
+
+    def _listed(self, resource: Resource, namespace: str | None, label_selector: str | None) -> _Listing:
+        """From the cache of the watches that cover it, else a live LIST (its objects are fresh)."""
         selector = selectors.parse(label_selector)
         # namespace None: every namespace this store watches (see ObjectStore.list).
         states = [
@@ -107,23 +125,8 @@ class KubernetesStore(WatchedCache):
             and (namespace is None or state.watch.namespace is None or state.watch.namespace == namespace)
         ]
         if not states:
-            return self._live_list(resource, namespace, label_selector)
-        return [copy.deepcopy(obj) for obj in self._cached_list(states, resource, namespace, selector)]
-
-    def peek_list(
-        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
-    ) -> builtins.list[KubeObject]:
-        """:meth:`list` without the copies, for callers that only look: never modify what it returns."""
-        selector = selectors.parse(label_selector)
-        states = [
-            state
-            for state in self._states
-            if _same_resource(state.watch.resource, resource)
-            and (namespace is None or state.watch.namespace is None or state.watch.namespace == namespace)
-        ]
-        if not states:
-            return self._live_list(resource, namespace, label_selector)
-        return self._cached_list(states, resource, namespace, selector)
+            return _Listing(self._live_list(resource, namespace, label_selector), live=True)
+        return _Listing(self._cached_list(states, resource, namespace, selector), live=False)
 
     def _cached_list(
         self,

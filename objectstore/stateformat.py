@@ -34,14 +34,11 @@ class StateError(Exception):
 
 
 def _check_document(doc: Any, where: str, *, require_namespace: bool = True) -> KubeObject:
-    if not isinstance(doc, dict):
-        raise StateError(f"{where}: expected a Kubernetes object (a mapping), got {type(doc).__name__}")
-    missing = [key for key in ("apiVersion", "kind") if not isinstance(doc.get(key), str) or not doc.get(key)]
-    if missing:
-        raise StateError(f"{where}: object has no {' or '.join(missing)}; every document needs apiVersion and kind")
-    metadata = doc.get("metadata")
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
-        raise StateError(f"{where}: {doc['kind']} has no metadata.name")
+    problem = resources.envelope_problem(doc)
+    if problem is not None:
+        raise StateError(f"{where}: {problem}")
+    assert isinstance(doc, dict), "envelope_problem refuses anything but a mapping"
+    metadata = doc["metadata"]
     descriptor = resources.by_kind(doc["kind"])
     if require_namespace and descriptor is not None and descriptor.namespaced and not metadata.get("namespace"):
         raise StateError(f"{where}: {doc['kind']} {metadata['name']!r} is namespaced but has no metadata.namespace")

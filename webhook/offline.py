@@ -144,14 +144,11 @@ def _decode(data: bytes, where: str) -> str:
 
 
 def _check(doc: Any, where: str) -> KubeObject:
-    if not isinstance(doc, dict):
-        raise UsageError(f"{where}: expected a Kubernetes object (a mapping), got {type(doc).__name__}")
-    missing = [key for key in ("apiVersion", "kind") if not isinstance(doc.get(key), str) or not doc.get(key)]
-    if missing:
-        raise UsageError(f"{where}: object has no {' or '.join(missing)}; every object needs apiVersion and kind")
-    metadata = doc.get("metadata")
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
-        raise UsageError(f"{where}: {doc['kind']} has no metadata.name")
+    problem = resources.envelope_problem(doc)
+    if problem is not None:
+        raise UsageError(f"{where}: {problem}")
+    assert isinstance(doc, dict), "envelope_problem refuses anything but a mapping"
+    metadata = doc["metadata"]
     if "namespace" in metadata and not isinstance(metadata["namespace"], str):
         raise UsageError(f"{where}: {doc['kind']} {metadata['name']!r}: metadata.namespace must be a string")
     return doc

@@ -61,7 +61,7 @@ def test_reads_every_yaml_file_recursively_with_several_documents(tmp_path: Path
         ),
         (
             "kind: ConfigMap\nmetadata: {name: x, namespace: y}\n",
-            "{file}:1: object has no apiVersion; every document needs apiVersion and kind",
+            "{file}:1: object has no apiVersion; every object needs apiVersion and kind",
         ),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {namespace: y}\n", "{file}:1: ConfigMap has no metadata.name"),
         (
