@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -198,9 +199,11 @@ class MemoryFigure:
 
 
 def measure(
-    services: int, concurrencies: list[int], *, work: Path, memory_services: int = 0
+    services: int, concurrencies: list[int], *, work: Path, memory_services: int = 0, rounds: int = 3
 ) -> tuple[list[KubeFigures], MemoryFigure | None]:
-    """The sweep; with ``memory_services``, then one Applier run of that size alone (its RSS)."""
+    """The sweep, ``rounds`` times at each number of writes in flight, bare client and Applier in
+    turn (which goes first alternates), medians compared: one round is at the mercy of a neighbour's
+    burst. With ``memory_services``, then one Applier run of that size alone (its RSS)."""
     from tests.realcluster import build
     from tests.realcluster.cluster import Cluster, stop_all
     from tests.realcluster.world import ISTIO_CRDS, MANIFESTS, load_yaml_documents, patch_webhook_client
@@ -216,7 +219,7 @@ def measure(
         cluster.apply(load_yaml_documents((MANIFESTS / "crd" / "istiofederation.yaml").read_text()))
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        names = [f"bare{n}" for n in concurrencies] + [f"applier{n}" for n in concurrencies]
+        names = [f"{role}{n}-{r}" for role in ("bare", "applier") for n in concurrencies for r in range(rounds)]
         names += [name for name, _ in shares("memory", memory_services)] if memory_services else []
         cluster.apply([federation_object(name) for name in names])
         ca = trustme.CA()
@@ -242,16 +245,19 @@ def measure(
             time.sleep(2)  # the apiserver picks the configuration up from its own watch
             kubeconfig = str(cluster.admin_kubeconfig)
             for concurrency in concurrencies:
-                plain = child("bare", kubeconfig, f"bare{concurrency}", services, concurrency)
-                ours = child("applier", kubeconfig, f"applier{concurrency}", services, concurrency)
+                runs: dict[str, list[dict[str, Any]]] = {"bare": [], "applier": []}
+                for number in range(rounds):
+                    for role in ("bare", "applier") if number % 2 == 0 else ("applier", "bare"):
+                        runs[role].append(child(role, kubeconfig, f"{role}{concurrency}-{number}", services,
+                                                concurrency))  # fmt: skip
                 figures.append(
                     KubeFigures(
                         services,
                         concurrency,
-                        plain["objects"] / plain["seconds"],
-                        ours["objects"] / ours["seconds"],
-                        ours["rss_mib"],
-                        int(plain["failures"]) + int(ours["failures"]),
+                        statistics.median(run["objects"] / run["seconds"] for run in runs["bare"]),
+                        statistics.median(run["objects"] / run["seconds"] for run in runs["applier"]),
+                        max(run["rss_mib"] for run in runs["applier"]),
+                        sum(int(run["failures"]) for role_runs in runs.values() for run in role_runs),
                     )
                 )
                 print_figures(figures[-1:], header=len(figures) == 1)
