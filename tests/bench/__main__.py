@@ -144,8 +144,10 @@ def reconciler_section(table: Table, *, federations: int, services: int, parent:
               f"{growth:.2f}", "<= 6", growth <= 6)  # fmt: skip
     table.add("reconciler", "file system floor (create by rename, same run)",
               f"{large.floor * 1e6:.0f} µs/file", f"{large.floor * large.objects:.1f} s for all")  # fmt: skip
-    table.add("reconciler", "unchanged re-sync: writes", str(large.unchanged_writes), "0", large.unchanged_writes == 0)
-    table.add("reconciler", "unchanged re-sync: time", f"{large.unchanged:.2f} s", "<= 5 s", large.unchanged <= 5)
+    table.add("reconciler", "unchanged re-syncs (3): writes", str(large.unchanged_writes), "0",
+              large.unchanged_writes == 0)  # fmt: skip
+    table.add("reconciler", "unchanged re-sync: time (median of 3; slowest)",
+              f"{large.unchanged:.2f} s; {large.unchanged_max:.2f} s", "<= 5 s", large.unchanged <= 5)  # fmt: skip
     table.add("reconciler", "one changed service: writes", str(large.one_change_writes), "<= 2",
               large.one_change_writes <= 2)  # fmt: skip
     table.add("reconciler", "one changed service: time (its federation's sync)", f"{large.one_change:.2f} s",
