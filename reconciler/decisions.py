@@ -16,13 +16,15 @@ federation, dropped with the federation.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from federation import desired
+from federation import desired, resources
 from federation.documents.private import PrivateMetadata
+from federation.resources import KubeObject
 from federation.status import StageFailure
 from reconciler.observation import Fetched, LocalCluster, read_private
 
@@ -70,6 +72,8 @@ class DecisionCache:
         if last is not None and last.private is private and last.settings == settings:
             return last.plan
         plan = desired.desired_state(private, settings)
+        if last is not None:
+            plan = _keeping_equal_objects(last.plan, plan)
         with self._lock:
             self._planned[name] = _Planned(private, settings, plan)
         return plan
@@ -78,3 +82,18 @@ class DecisionCache:
         with self._lock:
             self._parsed.pop(name, None)
             self._planned.pop(name, None)
+
+
+def _keeping_equal_objects(old: desired.DesiredState, new: desired.DesiredState) -> desired.DesiredState:
+    """``new`` with each object equal to one of ``old`` replaced by that very object: when one of
+    5,000 remote services changes, the apply step then recognises the other 9,998 objects by
+    identity (``reconciler.apply``) instead of comparing each in full."""
+    previous = {_key(obj): obj for obj in old.objects}
+    kept = tuple(
+        same if (same := previous.get(_key(obj))) is not None and same == obj else obj for obj in new.objects
+    )
+    return dataclasses.replace(new, objects=kept)
+
+
+def _key(obj: KubeObject) -> tuple[str, str, str]:
+    return str(obj.get("kind")), resources.namespace_of(obj), resources.name_of(obj)

@@ -555,3 +555,23 @@ def test_an_unchanged_document_is_not_parsed_or_planned_again(
     remote.cluster.services[0] = {"hostname": SEED_HOST, "ports": [{"name": "http", "port": 8081}]}
     harness.sync()
     assert calls == ["parse", "plan"]  # new bytes: parsed and planned once
+
+
+def test_a_changed_document_keeps_the_objects_of_its_unchanged_services(
+    harness: Harness, remote: DeckhouseExporter
+) -> None:
+    remote.cluster.services.append({"hostname": "foo.xyz.svc.cluster-b.local", "ports": [{"name": "tcp", "port": 9}]})
+    harness.sync()
+    (before,) = harness.syncer.decisions._planned.values()
+    remote.cluster.services[0] = {"hostname": SEED_HOST, "ports": [{"name": "http", "port": 8081}]}
+
+    harness.sync()
+
+    (after,) = harness.syncer.decisions._planned.values()
+    old = {resources.name_of(obj) + obj["kind"]: obj for obj in before.plan.objects}
+    same = sorted(key for obj in after.plan.objects if (key := resources.name_of(obj) + obj["kind"]) in old
+                  and old[key] is obj)  # fmt: skip
+    # The changed service's ServiceEntry is new; its DestinationRule and foo's two objects are the
+    # previous plan's own, so the apply step recognises them without comparing them.
+    assert same == sorted([f"{SEED_NAME}DestinationRule", "foo-xyz-svc-cluster-b-local-x474j4qb5ct4ndskDestinationRule",
+                           "foo-xyz-svc-cluster-b-local-x474j4qb5ct4ndskServiceEntry"])  # fmt: skip
