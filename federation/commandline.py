@@ -10,7 +10,11 @@ says what the codes and the line are, so the deployables share it without import
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from typing import Any
+
+import yaml
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran and found a failure (a federation did not sync, a check failed)
@@ -52,3 +56,14 @@ def non_negative_seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
     return value
+
+
+OUTPUTS = ("text", "json", "yaml")
+"""``-o/--output`` of the commands that print a report (``validate``, ``check``)."""
+
+
+def dump_document(document: Any, output: str) -> str:
+    """``document`` as ``-o json`` or ``-o yaml`` prints it: keys in their order, no line folding."""
+    if output == "yaml":
+        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=1_000_000)
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

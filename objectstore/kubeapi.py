@@ -135,11 +135,16 @@ def call(
         warnings = parse_warnings(list(raw.response.headers.getlist("Warning")))
     except (urllib3.exceptions.HTTPError, OSError, kubernetes.client.ApiException) as error:
         raise Unavailable(f"{method} {path}: cannot reach the Kubernetes API: {error}") from error
+    return Response(raw.status, decode_body(data), warnings)
+
+
+def decode_body(data: bytes) -> Any:
+    """An API answer's JSON, or its first 500 characters as a Status-like message when it is not JSON
+    (a proxy's error page)."""
     try:
-        decoded = json.loads(data) if data else {}
+        return json.loads(data) if data else {}
     except ValueError:
-        decoded = {"message": data.decode("utf-8", "replace")[:500]}
-    return Response(raw.status, decoded, warnings)
+        return {"message": data.decode("utf-8", "replace")[:500]}
 
 
 def with_type(obj: KubeObject, resource: Resource) -> KubeObject:

@@ -35,7 +35,7 @@ from federation import resources
 from federation.index import ObjectIndex
 from federation.resources import KubeObject
 from federation.store import EventHandler, Outage, StoreError, Unavailable, Watch
-from objectstore.kubeapi import Response, call, resource_path, serialize, status_error, with_type
+from objectstore.kubeapi import Response, call, decode_body, resource_path, serialize, status_error, with_type
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,9 @@ class WatchedCache:
                 return None
             oldest = min(broken, key=lambda state: state.broken_since or now)
             seconds = max(0.0, now - (oldest.broken_since or now))
-            return Outage(seconds, f"the watch of {_describe(oldest.watch)} is failing: {oldest.failing_text}")
+            # The kind of failure only (unreachable, read timeout, HTTP 403): this text reaches every
+            # user whose write the webhook refuses; the full error is in the log, once per change.
+            return Outage(seconds, f"the watch of {_describe(oldest.watch)} is failing ({oldest.failing})")
 
     def subscribe(self, handler: EventHandler) -> None:
         with self._lock:
@@ -270,11 +272,7 @@ class WatchedCache:
             if raw.status == 410:
                 raise _Gone
             if raw.status != 200:
-                data = raw.read()
-                try:
-                    body = json.loads(data)
-                except ValueError:
-                    body = {"message": data.decode("utf-8", "replace")[:500]}
+                body = decode_body(raw.read())
                 raise status_error(Response(raw.status, body, []), f"watch {watch.resource.group_resource}")
             self._healthy(state)
             try:
@@ -330,16 +328,28 @@ class WatchedCache:
                     )
 
 
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""One watch event (a line of the stream) at most: ten times etcd's 1.5 MiB object limit."""
+
+
 def _lines(response: Any) -> Iterator[bytes]:
-    buffer = b""
+    """The stream's lines (one event each); a line longer than MAX_EVENT_BYTES ends the watch, which
+    is then retried like any other failure, instead of growing a buffer without end."""
+    buffer = bytearray()
     for chunk in response.stream(amt=65536, decode_content=True):
+        searched = len(buffer)
         buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
+        start = 0
+        while (end := buffer.find(b"\n", max(start, searched))) >= 0:
+            line = bytes(buffer[start:end])
             if line.strip():
                 yield line
+            start = end + 1
+        del buffer[:start]
+        if len(buffer) > MAX_EVENT_BYTES:
+            raise ValueError(f"a watch event is longer than {MAX_EVENT_BYTES} bytes")
     if buffer.strip():
-        yield buffer
+        yield bytes(buffer)
 
 
 def _cause(error: Exception) -> str:

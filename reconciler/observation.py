@@ -165,9 +165,9 @@ def configuration_problem(spec: dict[str, Any], local_trust_domain: str) -> Conf
 
 
 def printable(body: bytes, limit: int = 200) -> str:
-    """A remote's answer, safe to put in a status message or a terminal line."""
-    text = body.decode("utf-8", errors="replace").strip()
-    return "".join(char if char.isprintable() else " " for char in text)[:limit]
+    """A remote's answer, safe to put in a status message or a terminal line: only as much of the
+    body is decoded as can be shown."""
+    return remotetext.printable(body[: 4 * limit].decode("utf-8", errors="replace").strip(), limit)
 
 
 def refused_for_timing(said: str) -> bool:
@@ -265,7 +265,7 @@ def remote_refusal(body: bytes) -> RemoteRefusal:
         return RemoteRefusal(printable(body))
     offset = data.get("clockOffsetSeconds")
     usable = isinstance(offset, int) and not isinstance(offset, bool) and abs(offset) <= tokens.SKEW_REPORT_SECONDS
-    return RemoteRefusal(printable(data["reason"].encode()), offset if usable else None)
+    return RemoteRefusal(remotetext.printable(data["reason"].strip(), 200), offset if usable else None)
 
 
 def _unauthorized(body: bytes) -> StageFailure:

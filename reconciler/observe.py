@@ -81,11 +81,6 @@ def observe(
     )
 
 
-def other_trust_domains(store: ObjectStore, name: str) -> tuple[str, ...]:
-    """The trust domains of every IstioFederation but ``name``, lowercase and sorted."""
-    return _other_trust_domains(store.list(resources.ISTIO_FEDERATION), name)
-
-
 def _other_trust_domains(federations: list[KubeObject], name: str) -> tuple[str, ...]:
     domains = set()
     for other in federations:

@@ -102,3 +102,9 @@ class ServerProcess:
 def serving(args: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
     with ServerProcess(args, log_path=log_path, env=env) as server:
         yield server
+
+
+def in_ci() -> bool:
+    """Whether CI runs this (``CI=true``): there the real-cluster and image tiers never skip.
+    ``dev.py`` reads the variable the same way, before any of this can be imported."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")

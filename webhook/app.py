@@ -110,12 +110,14 @@ def _validate() -> Response:
                 message="the istio-federation webhook has not finished loading its cache; retry in a few seconds",
             )
         elif stale := _stale(state):
-            log.warning("refused %s %s %s/%s: %s", attributes.operation, attributes.kind,
-                        attributes.namespace or "-", attributes.name, stale)  # fmt: skip
+            # Debug only: the store logs the outage once per change, not once per refused write.
+            log.debug("refused %s %s %s/%s: %s", attributes.operation, attributes.kind,
+                      attributes.namespace or "-", attributes.name, stale)  # fmt: skip
             answer = AdmissionResponse.failure(
                 code=503,
                 reason="ServiceUnavailable",
-                message=f"the istio-federation webhook cannot vouch for its cache: {stale}; retry in a few seconds",
+                message="the istio-federation webhook's copy of the cluster's IstioFederations and ServiceEntries "
+                f"may be out of date: {stale}; retry in a few seconds, or see the webhook's log",
             )
         else:
             context = Context(
@@ -167,8 +169,8 @@ def _stale(state: WebhookState) -> str:
     if outage is None or outage.seconds <= state.settings.max_cache_staleness:
         return ""
     return (
-        f"{outage.what} (for {outage.seconds:.0f}s, more than --max-cache-staleness "
-        f"{state.settings.max_cache_staleness:g}s)"
+        f"{outage.what} for {outage.seconds:.0f}s, longer than --max-cache-staleness "
+        f"{state.settings.max_cache_staleness:g}s"
     )
 
 

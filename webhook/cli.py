@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from federation import cluster
-from federation.commandline import UsageError, non_negative_seconds
+from federation.commandline import OUTPUTS, UsageError, non_negative_seconds
 from federation.validation.attributes import DEFAULT_RECONCILER_USERNAME
 from objectstore import factory
 
@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "misspelt IstioFederatoin; --no-strict reports those as skipped and exits 0 for them (default: on)",
     )  # fmt: skip
     validate.add_argument(
-        "-o", "--output", choices=offline_outputs(), default="text",
+        "-o", "--output", choices=OUTPUTS, default="text",
         help="text: one line per object (kubectl's wording); json or yaml: every object with its source FILE:LINE, "
         "result, causes and warnings, and a summary",
     )  # fmt: skip
@@ -169,7 +169,3 @@ def _validate(args: argparse.Namespace) -> int:
         output=args.output,
     )
     return offline.run(options)
-
-
-def offline_outputs() -> tuple[str, ...]:
-    return ("text", "json", "yaml")

@@ -15,7 +15,6 @@ CI gate must not pass an ``IstioFederatoin`` because nobody checked it.
 from __future__ import annotations
 
 import difflib
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import yaml
 
 from federation import resources
 from federation.admission_response import AdmissionResponse
-from federation.commandline import EXIT_FAILED, EXIT_OK, UsageError
+from federation.commandline import EXIT_FAILED, EXIT_OK, UsageError, dump_document
 from federation.index import ObjectIndex
 from federation.resources import KubeObject, ObjectKey
 from federation.validation import registry
@@ -36,7 +35,6 @@ from objectstore.stateformat import StateError
 
 EXIT_ACCEPTED = EXIT_OK
 EXIT_DENIED = EXIT_FAILED
-OUTPUTS = ("text", "json", "yaml")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
 
@@ -368,11 +366,9 @@ def passed(results: Sequence[Result], *, strict: bool) -> bool:
 
 
 def render(results: Sequence[Result], output: str, *, strict: bool) -> str:
-    if output == "json":
-        return json.dumps(summary(results, strict=strict), indent=2, ensure_ascii=False) + "\n"
-    if output == "yaml":
-        return yaml.safe_dump(summary(results, strict=strict), sort_keys=False, allow_unicode=True, width=1_000_000)
-    return render_text(results)
+    if output == "text":
+        return render_text(results)
+    return dump_document(summary(results, strict=strict), output)
 
 
 def run(options: OfflineOptions, out: TextIO = sys.stdout, stdin: BinaryIO | None = None) -> int:

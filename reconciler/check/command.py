@@ -9,10 +9,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import yaml
-
 from federation import dns, resources
-from federation.commandline import EXIT_FAILED, EXIT_OK, UsageError
+from federation.commandline import EXIT_FAILED, EXIT_OK, OUTPUTS, UsageError, dump_document
 from objectstore import factory as store_factory
 from objectstore import preflight
 from reconciler import options
@@ -25,7 +23,6 @@ from reconciler.observe import observe
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("text", "json", "yaml")
 SYNC_TIMEOUT = 60.0
 
 
@@ -83,9 +80,7 @@ def render(reports: list[FederationReport], notes: list[str], output: str) -> st
     document: dict[str, Any] = json.loads(render_json(reports))
     if notes:
         document["notes"] = notes
-    if output == "yaml":
-        return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=1_000_000)
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return dump_document(document, output)
 
 
 def run_command(args: argparse.Namespace) -> int:

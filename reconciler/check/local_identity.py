@@ -14,15 +14,14 @@ an IstioFederation in the remote.  Pure, apart from :func:`read_settings`, which
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
-from typing import Any
 
 from federation import cluster, resources
 from federation.commandline import UsageError
+from federation.documents.public import PublicMetadata
 from federation.store import ObjectStore, StoreError
 from reconciler.check.report import CheckResult, FederationReport
-from reconciler.observation import Observation, printable, refused_for_timing
+from reconciler.observation import Observation, read_public, refused_for_timing, remote_refusal
 
 SETTINGS_CONFIG_MAP = "istio-federation-settings"
 UUID_KEY = "cluster-uuid"
@@ -155,16 +154,13 @@ def refusal(said: str) -> str | None:
     return None
 
 
-def _remote_uuid(observation: Observation) -> str:
-    """The clusterUUID of the remote's public document (the token's audience), when it has one."""
-    response = observation.public.response if observation.public is not None else None
-    if response is None:
+def _remote_uuid(observation: Observation, identity: Identity) -> str:
+    """The clusterUUID of the remote's public document (the token's audience), when it has a valid
+    one: read as every sync reads it, within the document limits."""
+    if observation.public is None:
         return ""
-    try:
-        document: Any = json.loads(response.body)
-    except ValueError:
-        return ""
-    return str(document.get("clusterUUID", "")) if isinstance(document, dict) else ""
+    public = read_public(observation.public, cluster_uuid=identity.cluster_uuid)
+    return public.cluster_uuid if isinstance(public, PublicMetadata) else ""
 
 
 def explain_refusal(observation: Observation, result: CheckResult, identity: Identity) -> CheckResult:
@@ -173,7 +169,8 @@ def explain_refusal(observation: Observation, result: CheckResult, identity: Ide
     response = fetched.response if fetched is not None else None
     if result.ok or response is None or response.status != 401:
         return result
-    said = printable(response.body)
+    # Our exporter answers JSON ({"error", "reason", ...}): read as the reconciler reads it.
+    said = remote_refusal(response.body).said
     kind = refusal(said)
     remote_said = f" (the remote said: {said})" if said else ""
     ours = identity.cluster_uuid
@@ -187,7 +184,7 @@ def explain_refusal(observation: Observation, result: CheckResult, identity: Ide
             fix=f"run check without --cluster-uuid (or with --cluster-uuid {published}): the remote is not at fault",
         )
     if kind == WRONG_AUDIENCE:
-        audience = _remote_uuid(observation)
+        audience = _remote_uuid(observation, identity)
         named = f" {audience}" if audience else ""
         return replace(
             result,

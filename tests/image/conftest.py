@@ -13,18 +13,16 @@ import pytest
 
 from tests.image.build import BuiltImage, session_image
 from tests.image.podman import ImageToolError, progress
+from tests.support import in_ci
 
 SKIP_VARIABLE = "ISTIO_FEDERATION_SKIP_IMAGE"
 
-
-def under_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 @pytest.fixture(scope="session")
 def image() -> BuiltImage:
     if os.environ.get(SKIP_VARIABLE, "").strip() not in {"", "0"}:
-        if not under_ci():
+        if not in_ci():
             pytest.skip(f"{SKIP_VARIABLE} is set: the container image is not built or run")
         progress(f"CI=true: the image tier is never skipped (ignoring {SKIP_VARIABLE})")
     try:

@@ -284,3 +284,21 @@ def test_parse_warnings() -> None:
     ]
 
 
+
+
+class _Stream:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
+        yield from self.chunks
+
+
+def test_watch_lines_span_chunks_and_an_endless_line_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from objectstore import kubewatch
+
+    chunks = [b'{"a":', b'1}\n\n{"b"', b":2}\n{", b'"c":3}']
+    assert list(kubewatch._lines(_Stream(chunks))) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+    monkeypatch.setattr(kubewatch, "MAX_EVENT_BYTES", 10)
+    with pytest.raises(ValueError, match="a watch event is longer than 10 bytes"):
+        list(kubewatch._lines(_Stream([b'{"ok":1}\n', b"x" * 6, b"x" * 6])))

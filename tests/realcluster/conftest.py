@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NoReturn
 
 import pytest
 
@@ -22,10 +23,19 @@ from tests.image.build import session_image
 from tests.image.podman import ImageToolError
 from tests.realcluster import build, story
 from tests.realcluster.cluster import Cluster, stop_all
-from tests.realcluster.launch import FROM_VENV, Launcher, in_ci, wants_image
+from tests.realcluster.launch import FROM_VENV, Launcher, wants_image
 from tests.realcluster.world import Installation
+from tests.support import in_ci
 
 SKIP_ENV = "ISTIO_FEDERATION_SKIP_REAL_CLUSTER"
+
+
+def needs_earlier_steps(reason: str) -> NoReturn:
+    """A test that depends on earlier tests of the session: skipped when run alone (``-k``), but a
+    failure under CI, where the whole tier runs and a silent skip would hide the check."""
+    if in_ci():
+        pytest.fail(f"{reason}: under CI=true the whole tier runs, so this must not happen", pytrace=False)
+    pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -42,6 +42,7 @@ from typing import Any
 from tests.image.build import IMAGE_GID, BuiltImage, image_exists
 from tests.image.containers import remove
 from tests.image.podman import podman_command
+from tests.support import in_ci
 
 FROM_VENV = "ISTIO_FEDERATION_REAL_CLUSTER_FROM_VENV"
 SKIP_IMAGE = "ISTIO_FEDERATION_SKIP_IMAGE"
@@ -49,10 +50,6 @@ SESSION_LABEL = "io.istio-federation.realcluster-session"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 ONE_SHOT_TIMEOUT = 180.0
 PODMAN_TIMEOUT = 60.0
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
 def wants_image() -> bool:

@@ -60,7 +60,7 @@ def test_the_outage_is_timed_from_when_it_was_noticed_and_logged_once_per_change
     outage = store.outage()
     assert outage is not None
     assert outage.seconds == 12.5
-    assert outage.what.startswith("the watch of serviceentries.networking.istio.io is failing: Unavailable: ")
+    assert outage.what == "the watch of serviceentries.networking.istio.io is failing (unreachable)"
     store._failed(state, Unavailable("the server is starting", code=503))
     store._healthy(state)
     assert store.outage() is None
@@ -79,7 +79,7 @@ class OutageStore(StateDirStore):
         self.seconds = seconds
 
     def outage(self) -> Outage | None:
-        return Outage(self.seconds, "the watch of serviceentries.networking.istio.io is failing: Unavailable: gone")
+        return Outage(self.seconds, "the watch of serviceentries.networking.istio.io is failing (unreachable)")
 
 
 @pytest.mark.parametrize(("seconds", "ready"), [(4.9, True), (7.0, False)])
@@ -101,13 +101,14 @@ def test_the_webhook_vouches_for_its_cache_only_within_the_bound(tmp_path: Path,
         assert body["allowed"] is True
         return
     reason = (
-        "the watch of serviceentries.networking.istio.io is failing: Unavailable: gone (for 7s, more than "
-        "--max-cache-staleness 5s)"
+        "the watch of serviceentries.networking.istio.io is failing (unreachable) for 7s, longer than "
+        "--max-cache-staleness 5s"
     )
     assert (readyz.status_code, readyz.get_json()) == (503, {"status": "not ready", "reason": reason})
     assert body["allowed"] is False
     assert body["status"]["code"] == 503
     assert body["status"]["reason"] == "ServiceUnavailable"
     assert body["status"]["message"] == (
-        f"the istio-federation webhook cannot vouch for its cache: {reason}; retry in a few seconds"
+        "the istio-federation webhook's copy of the cluster's IstioFederations and ServiceEntries may be out of "
+        f"date: {reason}; retry in a few seconds, or see the webhook's log"
     )

@@ -46,7 +46,7 @@ import yaml
 from federation import ownership
 from tests.image.podman import podman_command
 from tests.realcluster.cluster import wait_for
-from tests.realcluster.conftest import Clusters
+from tests.realcluster.conftest import Clusters, needs_earlier_steps
 from tests.realcluster.docsteps import DocRun, section
 from tests.realcluster.story import CONVERGE, HOST, managed, wait_condition, wait_imported
 from tests.realcluster.test_30_dry_run import DROP_PDB_ON_1_20
@@ -121,7 +121,7 @@ class Journey:
     def require(self, *steps: str) -> None:
         missing = sorted(set(steps) - self.reached)
         if missing:
-            pytest.skip(f"needs the earlier steps of this module ({', '.join(missing)})")
+            needs_earlier_steps(f"needs the earlier steps of this module ({', '.join(missing)})")
 
 
 def user_kubeconfig(path: Path, federated: Clusters) -> Path:
