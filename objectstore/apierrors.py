@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from federation import resources
+from federation.api_status import failure_status
 from federation.resources import ObjectKey
 from federation.store import Conflict, NotFound, StoreError
 
@@ -31,21 +32,13 @@ def stale_version(key: ObjectKey) -> Conflict:
 
 def _status_error(cls: type[_Error], code: int, reason: str, message: str, key: ObjectKey) -> _Error:
     descriptor = resources.by_kind(key.kind)
-    status = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "details": {
-            "name": key.name,
-            "group": descriptor.group if descriptor else "",
-            "kind": descriptor.plural if descriptor else key.kind,
-        },
-        "code": code,
+    details = {
+        "name": key.name,
+        "group": descriptor.group if descriptor else "",
+        "kind": descriptor.plural if descriptor else key.kind,
     }
-    return cls(message, code=code, status=status)
+    status = failure_status(code=code, reason=reason, message=message, details=details)
+    return cls(message, code=code, status=dict(status))
 
 
 def _group_resource(key: ObjectKey) -> str:

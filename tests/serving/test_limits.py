@@ -46,6 +46,8 @@ PUBLIC = "/metadata/public/public.json"
 TIGHT = ["--tls-handshake-timeout", "1", "--header-timeout", "2", "--body-timeout", "2",
          "--request-timeout", "5", "--keepalive-timeout", "2"]  # fmt: skip
 # Long ones for the server that must still hold idle connections while it answers.
+# What a client whose request line and headers do not arrive within TIGHT's 2 s gets.
+HEAD_TIMED_OUT = {"error": "Request Timeout", "message": "the request line and headers did not arrive within 2 seconds"}
 ROOMY = ["--header-timeout", "60", "--keepalive-timeout", "60", "--request-timeout", "60"]
 
 
@@ -272,8 +274,7 @@ def test_garbage_without_a_line_end_gets_408_json_and_starves_nothing(tight_webh
         answers = [wire.read_answer(sock, timeout=15) for sock in held]
     for answer in answers:
         assert answer is not None
-        assert answer.status == 408
-        assert answer.json()["error"] == "Request Timeout"
+        assert (answer.status, answer.json()) == (408, HEAD_TIMED_OUT)
     tight_webhook.assert_no_traceback()
 
 
@@ -287,7 +288,7 @@ def test_idle_tls_connection_gets_408_after_the_header_timeout(tight_webhook: Se
     with wire.hold(1, tight_webhook.connect) as held:
         answer = wire.read_answer(held.sockets[0], timeout=15)
     assert answer is not None
-    assert answer.status == 408
+    assert (answer.status, answer.json()) == (408, HEAD_TIMED_OUT)
 
 
 def test_kept_alive_connection_is_closed_after_the_keepalive_timeout(tight_webhook: Server) -> None:
@@ -518,7 +519,7 @@ def test_exporter_slow_clients_get_408_and_starve_nothing(tight_exporter: Server
         answers = [wire.read_answer(sock, timeout=15) for sock in [*slow, *junk]]
     for answer in answers:
         assert answer is not None
-        assert answer.status == 408
+        assert (answer.status, answer.json()) == (408, HEAD_TIMED_OUT)
     tight_exporter.assert_no_traceback()
 
 
