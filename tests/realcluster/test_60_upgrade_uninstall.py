@@ -499,8 +499,12 @@ class TrustWatch(threading.Thread):
             self.halt.wait(0.1)
 
     def stop(self) -> list[Sample]:
+        """Stop sampling, after one last sample of each cluster: the state the test has just waited
+        for may have come after the thread's last round."""
         self.halt.set()
         self.join(timeout=30)
+        for installation in self.installations:
+            self.samples.append(self.sample(installation))
         return self.samples
 
     def untrusted_routes(self) -> list[Sample]:
