@@ -19,11 +19,12 @@ Deckhouse renders no ``exportTo`` and relies on its objects living in Istio's ro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from federation import dns, ownership, resources
+from federation.documents.ingress_gateways import IngressGateway
 from federation.documents.private import PrivateMetadata
 from federation.documents.public_services import PublicService
 from federation.fields import Path
@@ -61,6 +62,19 @@ class DesiredState:
     # Set when the remote offered hosts and every one was refused for being outside
     # spec.trustDomain: the domain those hosts share ("" when they share none).
     remote_domain: str | None = None
+    # What each imported host became, and from what: for ``desired_state(previous=...)`` to reuse.
+    made: Mapping[str, Made] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Made:
+    """The two objects one imported service became, and everything they were made from."""
+
+    service: PublicService
+    gateways: tuple[IngressGateway, ...]
+    settings: FederationSettings
+    entry: KubeObject
+    rule: KubeObject
 
 
 @dataclass(frozen=True)
@@ -229,20 +243,35 @@ def destination_rule(service: PublicService, settings: FederationSettings) -> Ku
     }
 
 
-def desired_state(private: PrivateMetadata, settings: FederationSettings) -> DesiredState:
-    """Every object to own for ``private``, and what was skipped and why."""
+def desired_state(
+    private: PrivateMetadata, settings: FederationSettings, previous: DesiredState | None = None
+) -> DesiredState:
+    """Every object to own for ``private``, and what was skipped and why.
+
+    With ``previous`` (the last state of the same federation), a service offered exactly as before,
+    with the same gateways and settings, keeps the very objects it had, and a changed service keeps
+    each of its objects that came out equal: the same result, but when one of 5,000 services
+    changes, only it is decided again, and the apply step recognises every other object by identity
+    (``reconciler.apply``) instead of comparing it in full.
+    """
+    before = previous.made if previous is not None else {}
     skipped: list[SkippedService] = []
-    imported: list[str] = []
-    entries: list[KubeObject] = []
-    rules: list[KubeObject] = []
+    made: dict[str, Made] = {}
     names: dict[str, str] = {}
+    gateways = private.ingress_gateways
     for service in sorted(private.public_services, key=lambda s: s.hostname):
-        problem = refusal(service.hostname, settings) or _port_problem(service)
-        if problem is None and not private.ingress_gateways:
-            problem = SkippedService(
-                service.hostname, REASON_NO_GATEWAYS, "the remote publishes no ingress gateway to reach it through"
-            )
-        name = ownership.managed_name(service.hostname) if problem is None else ""
+        last = before.get(service.hostname)
+        if last is not None and (last.service, last.gateways, last.settings) == (service, gateways, settings):
+            made_now: Made | None = last  # imported before, from the same inputs: the same outcome
+            problem, name = None, resources.name_of(last.entry)
+        else:
+            made_now = None
+            problem = refusal(service.hostname, settings) or _port_problem(service)
+            if problem is None and not gateways:
+                problem = SkippedService(
+                    service.hostname, REASON_NO_GATEWAYS, "the remote publishes no ingress gateway to reach it through"
+                )
+            name = ownership.managed_name(service.hostname) if problem is None else ""
         if problem is None and name in names:
             # Two hosts can flatten to one name ("a-b.c" and "a.b-c"); the webhook requires exactly
             # that name, so the first host in sorted order keeps it and the other is reported.
@@ -253,12 +282,22 @@ def desired_state(private: PrivateMetadata, settings: FederationSettings) -> Des
             skipped.append(problem)
             continue
         names[name] = service.hostname
-        imported.append(service.hostname)
-        entries.append(service_entry(service, private, settings))
-        rules.append(destination_rule(service, settings))
-    # DestinationRules sort before ServiceEntries by kind; apply orders writes itself.
-    objects = sorted(rules + entries, key=lambda obj: (obj["kind"], resources.name_of(obj)))
+        made[service.hostname] = made_now or _made(service, private, settings, last)
+    # DestinationRules sort before ServiceEntries by kind, each kind by name; apply orders writes itself.
+    by_name = sorted(names)
+    objects = [made[names[name]].rule for name in by_name] + [made[names[name]].entry for name in by_name]
+    imported = tuple(made)
     mismatch = None
     if skipped and not imported and all(entry.reason == REASON_OUTSIDE_TRUST_DOMAIN for entry in skipped):
         mismatch = remote_domain([entry.hostname for entry in skipped])
-    return DesiredState(tuple(objects), tuple(imported), tuple(sorted(skipped)), mismatch)
+    return DesiredState(tuple(objects), imported, tuple(sorted(skipped)), mismatch, made)
+
+
+def _made(service: PublicService, private: PrivateMetadata, settings: FederationSettings, last: Made | None) -> Made:
+    """The objects of ``service``, each replaced by the previous one of its host when equal to it
+    (a changed port leaves the DestinationRule as it was)."""
+    entry, rule = service_entry(service, private, settings), destination_rule(service, settings)
+    if last is not None:
+        entry = last.entry if last.entry == entry else entry
+        rule = last.rule if last.rule == rule else rule
+    return Made(service, private.ingress_gateways, settings, entry, rule)

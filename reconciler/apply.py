@@ -26,15 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from federation import ownership, resources
-from federation.istio.hosts import hosts_of
 from federation.resources import KubeObject, Resource
 from federation.store import NotFound, ObjectStore, Rejected, StoreError, Unavailable, look_list
+from reconciler import placement
 from reconciler.objectdiff import FieldChange, compare_view, field_diff, merged_update
+from reconciler.placement import MANAGED_KINDS, Layout, Placed, hostname_of, resource_of, write_order
 from reconciler.retry import Interrupted, Retry
 
 log = logging.getLogger(__name__)
-
-MANAGED_KINDS = (resources.SERVICE_ENTRY, resources.DESTINATION_RULE)
 
 
 @dataclass(frozen=True)
@@ -69,26 +68,6 @@ class ApplyOutcome:
     @property
     def complete(self) -> bool:
         return not self.failed
-
-
-def hostname_of(obj: KubeObject) -> str:
-    """The host a managed object is for (its first host), or its name when it declares none."""
-    hosts = hosts_of(obj)
-    return hosts[0] if hosts else resources.name_of(obj)
-
-
-_KINDS = {resource.kind: resource for resource in MANAGED_KINDS}
-
-
-def _resource_of(obj: KubeObject) -> Resource:
-    kind = str(obj.get("kind"))
-    descriptor = _KINDS.get(kind) or resources.by_kind(kind)
-    assert descriptor is not None, f"unknown kind {kind}"
-    return descriptor
-
-
-def _write_order(obj: KubeObject) -> tuple[str, bool]:
-    return hostname_of(obj), obj.get("kind") != resources.SERVICE_ENTRY.kind
 
 
 class Blocked(Exception):
@@ -134,9 +113,7 @@ class Applier:
         # it matched: the same desired object (a reused plan, ``reconciler.decisions``) against the
         # same version needs no comparison. Any write, ours or anyone's, changes the version.
         self._matched: dict[tuple[str, str, str], tuple[KubeObject, str]] = {}
-        self._layouts: dict[
-            str, tuple[Sequence[KubeObject], frozenset[tuple[str, str, str]], dict[str, list[KubeObject]]]
-        ] = {}
+        self._layouts: dict[str, Layout] = {}
 
     def owned(self, federation: str) -> list[KubeObject]:
         """Every object of ``federation``, in any namespace, found only through the ownership selector."""
@@ -177,8 +154,13 @@ class Applier:
 
     def _apply(self, federation: str, desired: Sequence[KubeObject], *, gc: bool) -> ApplyOutcome:
         outcome = ApplyOutcome()
-        wanted_keys, by_host = self._layout(federation, desired)
-        pending = [(host, objs) for host, objs in by_host.items() if any(self._differs(federation, o) for o in objs)]
+        layout = self._layout(federation, desired)
+        wanted_keys = layout.keys
+        pending = [
+            (host, [one.obj for one in placed])
+            for host, placed in layout.by_host.items()
+            if any(self._differs(federation, one) for one in placed)
+        ]
         results = self._run_all(
             [functools.partial(self._ensure_host, federation, host, objs) for host, objs in pending]
         )
@@ -195,10 +177,10 @@ class Applier:
         unwanted = [
             obj
             for obj in owned
-            if (_resource_of(obj).kind, resources.namespace_of(obj), resources.name_of(obj)) not in wanted_keys
+            if (resource_of(obj).kind, resources.namespace_of(obj), resources.name_of(obj)) not in wanted_keys
         ]
-        for obj in sorted(unwanted, key=_write_order):
-            resource = _resource_of(obj)
+        for obj in sorted(unwanted, key=write_order):
+            resource = resource_of(obj)
             hostname = hostname_of(obj)
             doomed.setdefault(hostname, []).append(
                 Action("delete", resource, resources.namespace_of(obj), resources.name_of(obj), hostname)
@@ -210,21 +192,12 @@ class Applier:
         outcome.gc_ran = True
         return outcome
 
-    def _layout(
-        self, federation: str, desired: Sequence[KubeObject]
-    ) -> tuple[frozenset[tuple[str, str, str]], dict[str, list[KubeObject]]]:
-        """The keys ``desired`` covers, and its objects by host, ServiceEntry first (if admission refuses
-        it, its DestinationRule is not created alone); kept while the same plan comes back."""
-        last = self._layouts.get(federation)
-        if last is not None and last[0] is desired:
-            return last[1], last[2]
-        wanted_keys = frozenset((_resource_of(obj).kind, resources.namespace_of(obj), resources.name_of(obj))
-                                for obj in desired)  # fmt: skip
-        by_host: dict[str, list[KubeObject]] = {}
-        for obj in sorted(desired, key=_write_order):
-            by_host.setdefault(hostname_of(obj), []).append(obj)
-        self._layouts[federation] = (desired, wanted_keys, by_host)
-        return wanted_keys, by_host
+    def _layout(self, federation: str, desired: Sequence[KubeObject]) -> Layout:
+        """:func:`reconciler.placement.layout`, kept while the same plan comes back, and made from the
+        last one's where a new plan keeps its objects (``federation.desired``)."""
+        layout = placement.layout(desired, self._layouts.get(federation))
+        self._layouts[federation] = layout
+        return layout
 
     def forget(self, federation: str) -> None:
         """Drop what was kept for a federation that is gone."""
@@ -257,10 +230,10 @@ class Applier:
         found: KubeObject | None = (peek if callable(peek) else self.store.get)(resource, namespace, name)
         return found
 
-    def _differs(self, federation: str, desired: KubeObject) -> bool:
-        """Whether ``desired`` needs a write (or a decision) by the cache: False only when it matches."""
-        key = (_resource_of(desired).kind, resources.namespace_of(desired), resources.name_of(desired))
-        current = self._look(_resource_of(desired), key[1], key[2])
+    def _differs(self, federation: str, placed: Placed) -> bool:
+        """Whether the object needs a write (or a decision) by the cache: False only when it matches."""
+        desired, key = placed.obj, placed.key
+        current = self._look(placed.resource, key[1], key[2])
         if current is None:
             return True
         version = str(resources.meta(current).get("resourceVersion") or "")
@@ -318,7 +291,7 @@ class Applier:
         return result
 
     def _ensure(self, federation: str, desired: KubeObject, hostname: str, result: _HostResult) -> Action | None:
-        resource = _resource_of(desired)
+        resource = resource_of(desired)
         namespace, name = resources.namespace_of(desired), resources.name_of(desired)
 
         def attempt(fresh: bool) -> Action | None:
@@ -371,4 +344,4 @@ class Applier:
         result.written.append(action)
 
 
-__all__ = ["Action", "Applier", "ApplyOutcome", "Blocked", "Interrupted", "hostname_of"]
+__all__ = ["MANAGED_KINDS", "Action", "Applier", "ApplyOutcome", "Blocked", "Interrupted"]

@@ -29,6 +29,7 @@ from reconciler.check.command import register as register_check
 from reconciler.dryrun import DryRunStore
 from reconciler.events import EventRecorder
 from reconciler.fetch import Fetcher
+from reconciler.heap import Heap
 from reconciler.leader import LeaderElector
 from reconciler.loop import LoopSettings, Reconciler
 from reconciler.meshtrust import MeshTrust
@@ -212,6 +213,7 @@ def run_command(args: argparse.Namespace) -> int:
             stop=stop,
             metrics=metrics,
             retry=retry,
+            heap=Heap(),
         )
         if isinstance(store, DryRunStore):
             with _log_lines_marked_dry_run():

@@ -6,8 +6,10 @@ not cheap (most of an unchanged sync's time at that size), and both are pure fun
 inputs: the parse of the body's bytes and the local refused networks and domains; the plan of the
 parsed document and :class:`federation.desired.FederationSettings`.  So the Syncer keeps, per
 federation, the last result of each with the inputs that made it, and reuses it when they are the
-same.  The apply step then recognises the unchanged objects of a reused plan by identity
-(``reconciler.apply``), so an unchanged sync compares resourceVersions instead of whole objects.
+same.  When the body changed, the new plan is made from the last one
+(``desired_state(previous=...)``): only the services that changed are decided again, the others keep
+their very objects.  The apply step recognises such objects by identity (``reconciler.apply``), so a
+sync compares resourceVersions instead of whole objects for everything that did not change.
 
 Level-triggered still: nothing is skipped because "nothing happened"; only a computation whose
 inputs are byte-for-byte the same is not repeated.  Memory: one document and one plan per
@@ -16,15 +18,13 @@ federation, dropped with the federation.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from federation import desired, resources
+from federation import desired
 from federation.documents.private import PrivateMetadata
-from federation.resources import KubeObject
 from federation.status import StageFailure
 from reconciler.observation import Fetched, LocalCluster, read_private
 
@@ -71,9 +71,8 @@ class DecisionCache:
             last = self._planned.get(name)
         if last is not None and last.private is private and last.settings == settings:
             return last.plan
-        plan = desired.desired_state(private, settings)
-        if last is not None:
-            plan = _keeping_equal_objects(last.plan, plan)
+        # The previous plan lends the objects of every service that did not change.
+        plan = desired.desired_state(private, settings, last.plan if last is not None else None)
         with self._lock:
             self._planned[name] = _Planned(private, settings, plan)
         return plan
@@ -83,17 +82,3 @@ class DecisionCache:
             self._parsed.pop(name, None)
             self._planned.pop(name, None)
 
-
-def _keeping_equal_objects(old: desired.DesiredState, new: desired.DesiredState) -> desired.DesiredState:
-    """``new`` with each object equal to one of ``old`` replaced by that very object: when one of
-    5,000 remote services changes, the apply step then recognises the other 9,998 objects by
-    identity (``reconciler.apply``) instead of comparing each in full."""
-    previous = {_key(obj): obj for obj in old.objects}
-    kept = tuple(
-        same if (same := previous.get(_key(obj))) is not None and same == obj else obj for obj in new.objects
-    )
-    return dataclasses.replace(new, objects=kept)
-
-
-def _key(obj: KubeObject) -> tuple[str, str, str]:
-    return str(obj.get("kind")), resources.namespace_of(obj), resources.name_of(obj)

@@ -25,10 +25,12 @@ from typing import Any
 from federation import ownership, resources
 from federation.resources import KubeObject
 from federation.store import NotFound, ObjectStore, StoreError, look_list
-from reconciler.apply import MANAGED_KINDS, Action, hostname_of
+from reconciler.apply import MANAGED_KINDS, Action
+from reconciler.heap import Heap
 from reconciler.leader import LeaderElector
 from reconciler.meshtrust import MeshTrust
 from reconciler.metrics import ReconcilerMetrics
+from reconciler.placement import hostname_of
 from reconciler.results import SyncResult
 from reconciler.retry import Interrupted, Retry
 from reconciler.sync import Syncer
@@ -71,8 +73,10 @@ class Reconciler:
         stop: threading.Event | None = None,
         metrics: ReconcilerMetrics | None = None,
         retry: Retry | None = None,
+        heap: Heap | None = None,
     ) -> None:
         self.store = store
+        self.heap = heap
         self.syncer = syncer
         self.mesh_trust = mesh_trust
         self.settings = settings or LoopSettings()
@@ -117,6 +121,8 @@ class Reconciler:
         except Exception as error:  # a bug in one federation's sync must not stop the others
             log.exception("sync crashed federation=%s", name)
             result = SyncResult(name, ok=False, stage="crash", message=f"{type(error).__name__}: {error}")
+        if self.heap is not None:
+            self.heap.after_sync()
         if self.mesh_trust is not None and result.trust_domain and not result.interrupted:
             self.mesh_trust.remember(name, result.trust_domain, result.trusted_pems)
         return result
@@ -196,6 +202,7 @@ class Reconciler:
                     self.stop.wait(min(self.settings.tick, self.leader.renew_period))
                     continue
                 self._handle_deletions()
+                self._collect_if_idle()
                 self._submit_due(pool)
                 self._wake.wait(self._sleep_time(next_election))
                 self._wake.clear()
@@ -204,6 +211,13 @@ class Reconciler:
             pool.shutdown(wait=True)
             if self.leader is not None:
                 self.leader.release()
+
+    def _collect_if_idle(self) -> None:
+        """The heap's full collection, only while no sync is in flight (it would pause it)."""
+        with self._lock:
+            idle = not self._in_flight
+        if idle and self.heap is not None:
+            self.heap.between_syncs()
 
     def _sleep_time(self, next_election: float) -> float:
         now = time.monotonic()

@@ -16,11 +16,11 @@ from federation.documents.private import PrivateMetadata
 from federation.documents.public import PublicMetadata
 from federation.resources import KubeObject
 from federation.timestamps import format_time, parse_time
-from reconciler.apply import hostname_of
 from reconciler.check.local import LocalObjects
 from reconciler.check.report import CheckResult, CheckSettings, failing, passing, plural, skipping
 from reconciler.objectdiff import merged_update
 from reconciler.observation import Observation
+from reconciler.placement import hostname_of
 
 # Refused hosts named on the refused line; the rest are counted.
 REFUSALS_SHOWN = 10

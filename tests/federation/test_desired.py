@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federation import desired, ownership
 from federation.documents.ingress_gateways import IngressGateway
 from federation.documents.private import PrivateMetadata
 from federation.documents.public_services import PublicService, ServicePort
+from federation.resources import KubeObject
 
 SETTINGS = desired.FederationSettings(
     federation_name="cluster-b",
@@ -225,3 +228,113 @@ def test_long_hosts_get_the_webhooks_hashed_name() -> None:
     (_, entry) = desired.desired_state(private(service), SETTINGS).objects
     assert entry["metadata"]["name"] == ownership.managed_name(host)
     assert len(entry["metadata"]["name"]) <= 63
+
+
+# -- desired_state(previous=...): the last state lends what did not change --------------------------
+
+FOO = PublicService("foo.a.svc.cluster-b.local", (ServicePort("tcp", 1, "TCP"),))
+
+
+def _by_kind_and_host(state: desired.DesiredState) -> dict[tuple[str, str], KubeObject]:
+    return {(obj["kind"], obj["metadata"]["name"]): obj for obj in state.objects}
+
+
+def test_the_same_inputs_keep_the_very_objects_of_the_previous_state() -> None:
+    first = desired.desired_state(private(BAR, FOO), SETTINGS)
+    again = desired.desired_state(private(BAR, FOO), SETTINGS, first)
+    assert again == first
+    assert all(now is then for now, then in zip(again.objects, first.objects, strict=True))
+
+
+def test_a_changed_service_is_decided_again_and_keeps_its_equal_destination_rule() -> None:
+    first = desired.desired_state(private(BAR, FOO), SETTINGS)
+    changed_foo = PublicService(FOO.hostname, (ServicePort("tcp", 2, "TCP"),))
+    second = desired.desired_state(private(BAR, changed_foo), SETTINGS, first)
+
+    assert second == desired.desired_state(private(BAR, changed_foo), SETTINGS)
+    old, new = _by_kind_and_host(first), _by_kind_and_host(second)
+    foo_name = ownership.managed_name(FOO.hostname)
+    bar_name = ownership.managed_name(BAR.hostname)
+    assert new[("ServiceEntry", foo_name)] is not old[("ServiceEntry", foo_name)]
+    assert new[("ServiceEntry", foo_name)]["spec"]["ports"] == [{"name": "tcp", "number": 2, "protocol": "TCP"}]
+    assert new[("DestinationRule", foo_name)] is old[("DestinationRule", foo_name)]
+    assert new[("ServiceEntry", bar_name)] is old[("ServiceEntry", bar_name)]
+    assert new[("DestinationRule", bar_name)] is old[("DestinationRule", bar_name)]
+
+
+def test_changed_gateways_give_new_service_entries_and_keep_the_destination_rules() -> None:
+    first = desired.desired_state(private(BAR), SETTINGS)
+    moved = (IngressGateway("10.0.0.12", 15443),)
+    second = desired.desired_state(private(BAR, gateways=moved), SETTINGS, first)
+
+    assert second == desired.desired_state(private(BAR, gateways=moved), SETTINGS)
+    (old_rule, old_entry), (new_rule, new_entry) = first.objects, second.objects
+    assert new_entry["spec"]["endpoints"] == [{"address": "10.0.0.12", "ports": {"http": 15443, "grpc": 15443}}]
+    assert new_rule is old_rule
+    assert new_entry is not old_entry
+
+
+def test_changed_settings_are_never_answered_from_the_previous_state() -> None:
+    first = desired.desired_state(private(BAR), SETTINGS)
+    narrowed = desired.FederationSettings(**{**SETTINGS.__dict__, "export_to": ("team-a",)})
+    second = desired.desired_state(private(BAR), narrowed, first)
+    assert [obj["spec"]["exportTo"] for obj in second.objects] == [["team-a"], ["team-a"]]
+
+    # A host another federation now owns is refused, though it was imported before.
+    nested = desired.FederationSettings(**{**SETTINGS.__dict__, "other_trust_domains": ("xyz.svc.cluster-b.local",)})
+    third = desired.desired_state(private(BAR), nested, first)
+    assert third.objects == ()
+    assert [entry.reason for entry in third.skipped] == ["OtherFederationDomain"]
+
+
+def test_a_host_that_is_skipped_now_gives_back_its_name_to_a_later_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ownership, "managed_name", lambda host: host.replace(".", "-"))
+    first_host = PublicService("a-b.c.cluster-b.local", (ServicePort("tcp", 1, "TCP"),))
+    second_host = PublicService("a.b-c.cluster-b.local", (ServicePort("tcp", 1, "TCP"),))
+    both = desired.desired_state(private(first_host, second_host), SETTINGS)
+    assert both.imported == ("a-b.c.cluster-b.local",)
+
+    without_ports = PublicService(first_host.hostname, ())
+    after = desired.desired_state(private(without_ports, second_host), SETTINGS, both)
+    assert after.imported == ("a.b-c.cluster-b.local",)
+    assert after == desired.desired_state(private(without_ports, second_host), SETTINGS)
+
+
+_HOSTS = (
+    "bar.xyz.svc.cluster-b.local",
+    "foo.a.svc.cluster-b.local",
+    "api.default.svc.cluster-a.local",
+    "x.y.example.org",
+)
+_SERVICES = st.builds(
+    PublicService,
+    st.sampled_from(_HOSTS),
+    st.lists(st.builds(ServicePort, st.sampled_from(("http", "tcp")), st.sampled_from((80, 8080)),
+                       st.sampled_from(("HTTP", "TCP"))), max_size=2).map(tuple),
+)  # fmt: skip
+_GATEWAY_SETS = st.sampled_from(((), GATEWAYS, (IngressGateway("gw.example.com", 15443),)))
+_SETTINGS = st.sampled_from(
+    (
+        SETTINGS,
+        desired.FederationSettings(**{**SETTINGS.__dict__, "export_to": (".",)}),
+        desired.FederationSettings(**{**SETTINGS.__dict__, "other_trust_domains": ("xyz.svc.cluster-b.local",)}),
+    )
+)
+
+
+def _unique(services: list[PublicService]) -> tuple[PublicService, ...]:
+    return tuple({service.hostname: service for service in services}.values())
+
+
+_INPUTS = st.tuples(st.lists(_SERVICES, max_size=4), _GATEWAY_SETS, _SETTINGS)
+_Inputs = tuple[list[PublicService], tuple[IngressGateway, ...], desired.FederationSettings]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_INPUTS, _INPUTS)
+def test_the_previous_state_never_changes_the_result(before: _Inputs, now: _Inputs) -> None:
+    services_before, gateways_before, settings_before = before
+    services_now, gateways_now, settings_now = now
+    previous = desired.desired_state(private(*_unique(services_before), gateways=gateways_before), settings_before)
+    current = private(*_unique(services_now), gateways=gateways_now)
+    assert desired.desired_state(current, settings_now, previous) == desired.desired_state(current, settings_now)

@@ -24,6 +24,7 @@ from objectstore.stateformat import dump
 from reconciler.dryrun import DryRunStore
 from reconciler.events import CLUSTER_SCOPED_EVENT_NAMESPACE, EventRecorder
 from reconciler.fetch import Fetcher, Limits
+from reconciler.heap import Heap
 from reconciler.loop import LoopSettings, Reconciler, RunReport
 from reconciler.meshtrust import MeshTrust
 from reconciler.metrics import ReconcilerMetrics
@@ -134,7 +135,9 @@ class Harness:
         interval: float = 60.0,
         concurrency: int = 4,
         local: LocalCluster | None = None,
+        heap: Heap | None = None,
     ) -> None:
+        self.heap = heap  # None: tests leave the process's garbage collector as it is
         self.store = store
         self.clock = clock or Clock()
         self.stop = threading.Event()
@@ -183,6 +186,7 @@ class Harness:
             stop=self.stop,
             metrics=metrics,
             retry=self.retry,
+            heap=self.heap,
         )
 
     def sync(self, *, dry_run: bool = False) -> RunReport:
