@@ -27,8 +27,7 @@ from typing import Any, Final, Required, TypedDict, cast
 from federation import boundedjson
 from federation.admission_response import AdmissionResponse
 from federation.api_status import Status
-from federation.istio.gostrings import SHOWN_LIMIT as _SHOWN
-from federation.istio.gostrings import more_bytes
+from federation.istio.gostrings import shown_repr
 from federation.resources import KubeObject, Resource
 from federation.validation.attributes import Attributes
 
@@ -127,14 +126,6 @@ class ParsedRequest:
     attributes: Attributes
 
 
-def _shown(value: Any) -> str:
-    """A request's value echoed in a 400's message, as Python's repr, cut after 100 characters."""
-    if isinstance(value, str) and len(value) > _SHOWN:
-        return repr(value[:_SHOWN]) + more_bytes(value[_SHOWN:])
-    text = repr(value)  # a scalar or a small container (the depth limit holds; a big one is cut)
-    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
-
-
 def _object(value: Any, field: str) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -167,9 +158,9 @@ def _document(content_type: str | None, body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise MalformedReview("body must be a JSON object")
     if document.get("apiVersion") != API_VERSION:
-        raise MalformedReview(f"apiVersion must be {API_VERSION}, got {_shown(document.get('apiVersion'))}")
+        raise MalformedReview(f"apiVersion must be {API_VERSION}, got {shown_repr(document.get('apiVersion'))}")
     if document.get("kind") != KIND:
-        raise MalformedReview(f"kind must be {KIND}, got {_shown(document.get('kind'))}")
+        raise MalformedReview(f"kind must be {KIND}, got {shown_repr(document.get('kind'))}")
     return document
 
 
@@ -194,7 +185,7 @@ def parse_request(content_type: str | None, body: bytes) -> ParsedRequest:
         raise MalformedReview("request.uid is missing")
     operation = request.get("operation")
     if operation not in OPERATIONS:
-        raise MalformedReview(f"request.operation must be one of {', '.join(OPERATIONS)}, got {_shown(operation)}")
+        raise MalformedReview(f"request.operation must be one of {', '.join(OPERATIONS)}, got {shown_repr(operation)}")
     kind = _group_version_kind(request.get("kind"), "kind")
     resource = _group_version_kind(request.get("resource"), "resource")
     obj = _object(request.get("object"), "object")

@@ -128,6 +128,13 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + more_bytes(text[limit:])
 
 
+def object_place(namespace: str, name: str) -> str:
+    """``namespace/name`` of a stored object in a message, rendered as a value when absurdly long
+    or unprintable (the apiserver bounds both parts; a state directory or a test may not)."""
+    where = f"{namespace}/{name}"
+    return where if len(where) <= 2 * 253 + 1 and where.isprintable() else render_value(where)
+
+
 def render_value(value: Any, limit: int = SHOWN_LIMIT) -> str:
     """Render a value as apimachinery does: strings quoted, numbers and booleans bare; anything
     else as JSON.  At most ``limit`` characters of it are shown, then ``…(N more bytes)``."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import copy
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +65,14 @@ class KubernetesStore(WatchedCache):
             clock=clock,
         )
         self.writes = WriteCounter()
-        self.last_warnings: builtins.list[str] = []
+        # Per thread: the reconciler's writes run concurrently, and each caller asks about its own.
+        self._last_write = threading.local()
+
+    @property
+    def last_warnings(self) -> builtins.list[str]:
+        """The API's warnings about the last write made by the calling thread."""
+        warnings: builtins.list[str] = getattr(self._last_write, "warnings", [])
+        return builtins.list(warnings)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -196,7 +204,7 @@ class KubernetesStore(WatchedCache):
         content_type: str = "application/json",
     ) -> KubeObject:
         response = call(self.api, method, path, timeout=self.request_timeout, body=body, content_type=content_type)
-        self.last_warnings = response.warnings
+        self._last_write.warnings = response.warnings
         for warning in response.warnings:
             log.warning(
                 "%s: %s %s %r: warning from the API: %s", self.name, verb, resource.group_resource, name, warning

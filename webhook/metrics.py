@@ -15,20 +15,16 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from federation import resources
 from federation.admission_review import OPERATIONS
+from federation.validation import registry
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 OTHER: Final = "other"
-KINDS: Final = frozenset(
-    resource.kind for resource in (resources.ISTIO_FEDERATION, resources.SERVICE_ENTRY, resources.DESTINATION_RULE)
-)
+KINDS: Final = frozenset(resource.kind for resource in registry.CHECKED)
 RESULTS: Final = frozenset({"allowed", "denied", "error"})
-# The watch cache's resources, as the store names them in its counts.
-CACHED_RESOURCES: Final = frozenset(
-    resource.plural for resource in (resources.ISTIO_FEDERATION, resources.SERVICE_ENTRY, resources.DESTINATION_RULE)
-)
+# The watch cache's resources (those with rules), as the store names them in its counts.
+CACHED_RESOURCES: Final = frozenset(resource.plural for resource in registry.CHECKED)
 
 
 def kind_label(kind: str | None) -> str:

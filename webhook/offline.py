@@ -40,7 +40,7 @@ STDIN = "-"
 
 ACCEPTED, DENIED, SKIPPED = "accepted", "denied", "skipped"
 # The kinds the webhook has rules for; anything else is reported as skipped.
-CHECKED = tuple(resource for resource in resources.ALL if registry.webhook_name(resource.group, resource.plural))
+CHECKED = registry.CHECKED
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ here reproduces one of those, so that our texts and limits match Istio's byte fo
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 _ATOI_RE: Final = re.compile(r"[+-]?[0-9]+")
 _LONE_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
@@ -56,6 +56,15 @@ def quote(value: str) -> str:
 def more_bytes(rest: str) -> str:
     """What is left of a cut value: ``…(N more bytes)``, N counted in UTF-8 as Go counts."""
     return f"…({byte_len(rest)} more bytes)"
+
+
+def shown_repr(value: Any, limit: int = SHOWN_LIMIT) -> str:
+    """Python's ``repr`` of a value echoed in a message that is not Istio's: a string cut after
+    ``limit`` characters and followed by ``…(N more bytes)``; anything else cut with ``…``."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + more_bytes(value[limit:])
+    text = repr(value)  # a scalar or a small container (callers bound the depth)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def shown(value: str, limit: int = SHOWN_LIMIT) -> str:

@@ -11,7 +11,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from federation import desired, dns, fields, resources, warnings
 from federation.fields import FieldError, Path, ValidationResult
-from federation.istio.gostrings import SHOWN_LIMIT, more_bytes
+from federation.istio.gostrings import SHOWN_LIMIT, more_bytes, shown_repr
 from federation.validation.attributes import Attributes, Context
 
 RESERVED_TRUST_DOMAIN = "cluster.local"
@@ -19,13 +19,6 @@ ENDPOINT_EXAMPLE = "https://istio-metadata.cluster-b.example.com/metadata/"
 # Longer URLs are not metadata endpoints (servers refuse request lines beyond 8 KiB); refusing them
 # first keeps the URL checks small whatever a client sends.
 MAX_ENDPOINT_LENGTH = 2048
-
-
-def _r(value: str) -> str:
-    """``repr(value)`` in a message, cut after :data:`SHOWN_LIMIT` characters."""
-    if len(value) <= SHOWN_LIMIT:
-        return repr(value)
-    return repr(value[:SHOWN_LIMIT]) + more_bytes(value[SHOWN_LIMIT:])
 
 
 def _name(value: str) -> str:
@@ -114,7 +107,7 @@ def _validate_trust_domain(value: Any, path: Path, attributes: Attributes, conte
                 fields.invalid(
                     path,
                     value,
-                    f"field is immutable (was {_r(old_value)}); create a new IstioFederation for the new trust "
+                    f"field is immutable (was {shown_repr(old_value)}); create a new IstioFederation for the new trust "
                     "domain and delete this one",
                 )
             )
@@ -161,7 +154,8 @@ def _endpoint_errors(value: Any, path: Path) -> list[FieldError]:
     problems: list[str] = []
     if parts.scheme != "https":
         problems.append(
-            f"must be an https:// URL (got scheme {_r(parts.scheme or 'none')}); metadata must be fetched over TLS"
+            f"must be an https:// URL (got scheme {shown_repr(parts.scheme or 'none')}); "
+            "metadata must be fetched over TLS"
         )
     if parts.username is not None or parts.password is not None:
         problems.append(
@@ -175,7 +169,7 @@ def _endpoint_errors(value: Any, path: Path) -> list[FieldError]:
     if not host:
         problems.append(f"has no host; use the form {ENDPOINT_EXAMPLE}")
     elif not (dns.is_ip(host) or dns.is_dns_name(host)):
-        problems.append(f"host {_r(host)} is neither a valid DNS name nor an IP address")
+        problems.append(f"host {shown_repr(host)} is neither a valid DNS name nor an IP address")
     if port is not None and not 1 <= port <= 65535:
         problems.append(f"port {port} is out of range 1-65535")
     if parts.path in ("", "/"):

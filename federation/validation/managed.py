@@ -105,9 +105,7 @@ def _forbidden_for_user(kind: ManagedKind, attributes: Attributes) -> fields.Fie
     for obj in (old, new):
         if obj is not None:
             owner = owner or resources.labels(obj).get(ownership.FEDERATION_LABEL, "")
-    where = f"{attributes.namespace}/{attributes.name}"
-    if len(where) > 2 * 253 + 1 or not where.isprintable():
-        where = render_value(where)
+    where = fields.object_place(attributes.namespace, attributes.name)
     federation = f"IstioFederation {render_value(owner)}" if owner else "an IstioFederation"
     if old is not None and ownership.has_ownership_label(old):
         action = {

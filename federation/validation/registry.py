@@ -35,6 +35,11 @@ _VALIDATORS: dict[tuple[str, str], tuple[Validator, str]] = {
     ),
 }
 
+# The resources the webhook has rules for, in resources.ALL's order.
+CHECKED: tuple[resources.Resource, ...] = tuple(
+    resource for resource in resources.ALL if (resource.group, resource.plural) in _VALIDATORS
+)
+
 
 def webhook_name(group: str, resource: str) -> str | None:
     entry = _VALIDATORS.get((group, resource))

@@ -86,6 +86,7 @@ def _duplicates(host: str, path: Path, attributes: Attributes, context: Context)
         if not visibility.visibilities_overlap(_with_namespace(obj, attributes.namespace), other):
             continue
         owned = f", managed by IstioFederation {render_value(owner)}" if owner else ""
+        declarer = f"ServiceEntry {fields.object_place(other_namespace, other_name)}{owned}"
         way_out = (
             "remove the host here"
             if owner
@@ -95,17 +96,11 @@ def _duplicates(host: str, path: Path, attributes: Attributes, context: Context)
             fields.duplicate(
                 path,
                 host,
-                f"host is already declared by ServiceEntry {_where(other_namespace, other_name)}{owned} and both are "
+                f"host is already declared by {declarer} and both are "
                 f"visible to the same namespaces (Istio would silently use the older one); {way_out}",
             )
         )
     return errors
-
-
-def _where(namespace: str, name: str) -> str:
-    """``namespace/name`` of a stored object, cut when absurdly long (the apiserver bounds both)."""
-    where = f"{namespace}/{name}"
-    return where if len(where) <= 2 * 253 + 1 and where.isprintable() else render_value(where)
 
 
 def _with_namespace(obj: KubeObject, namespace: str) -> KubeObject:

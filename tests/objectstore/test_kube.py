@@ -229,6 +229,19 @@ def test_admission_denial_and_warnings(store: KubernetesStore, kube_api: KubeApi
         webhook.answer = lambda body: (200, Webhook.review(body, allowed=True, warnings=["host looks odd"]))
         store.create(se("warned", ["w.example.com"]))
         assert store.last_warnings == ["host looks odd"]
+        # Writes run concurrently: another thread's write leaves this thread's warnings alone.
+        webhook.answer = lambda body: (200, Webhook.review(body, allowed=True, warnings=["other thread's"]))
+        seen_there: list[list[str]] = []
+
+        def write_elsewhere() -> None:
+            store.create(se("elsewhere", ["e.example.com"]))
+            seen_there.append(store.last_warnings)
+
+        elsewhere = threading.Thread(target=write_elsewhere)
+        elsewhere.start()
+        elsewhere.join(timeout=30)
+        assert seen_there == [["other thread's"]]
+        assert store.last_warnings == ["host looks odd"]
         webhook.answer = lambda body: (200, Webhook.review(
             body, allowed=False, status={"code": 409, "reason": "Conflict", "message": "host is taken"}))
         with pytest.raises(Conflict) as caught:
