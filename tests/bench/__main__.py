@@ -32,6 +32,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.bench import stop_cleanly_on_sigterm
+
 SECTIONS = ("statedir", "reconciler", "kube", "admission", "exporter")
 
 
@@ -262,4 +264,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_sigterm()
     sys.exit(main(sys.argv[1:]))

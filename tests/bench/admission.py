@@ -31,6 +31,7 @@ from federation.validation.attributes import Attributes, Context
 from objectstore.stateformat import dump_all
 from serving import sizing
 from tests.bench import serving as bench_serving
+from tests.bench import stop_cleanly_on_sigterm
 from tests.reviews import federation, service_entry
 from tests.support import ServerProcess, free_port, wait_until
 
@@ -175,4 +176,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_sigterm()
     main()

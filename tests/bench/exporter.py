@@ -24,6 +24,7 @@ from pathlib import Path
 import requests
 
 from federation import keys, tokens
+from tests.bench import stop_cleanly_on_sigterm
 from tests.exporter.cluster import REMOTE_KEY, world_objects
 from tests.exporter.fixtures import CLUSTER_DOMAIN, CLUSTER_UUID, REMOTE_UUID, root_ca_pem, service, write_state
 from tests.support import REPO_ROOT, ServerProcess, free_port, wait_until
@@ -186,4 +187,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_sigterm()
     main(sys.argv[1:])

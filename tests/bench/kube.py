@@ -36,6 +36,7 @@ from federation import desired, resources
 from federation.documents.private import parse_private
 from federation.resources import KubeObject
 from reconciler.apply import DEFAULT_WRITE_CONCURRENCY
+from tests.bench import stop_cleanly_on_sigterm
 from tests.support import REPO_ROOT, ServerProcess, free_port
 
 NAMESPACE = "istio-federation"
@@ -304,4 +305,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    stop_cleanly_on_sigterm()
     main()

@@ -32,6 +32,7 @@ from federation import resources
 from federation.keys import Keypair
 from objectstore.statedir import StateDirStore
 from reconciler.heap import Heap
+from tests.bench import stop_cleanly_on_sigterm
 from tests.deckhouse_fixture import DeckhouseCluster, DeckhouseExporter
 from tests.reconciler.harness import LOCAL_UUID, Clock, Harness, ca_pem, federation, mesh_config_map, write_state
 
@@ -255,4 +256,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_sigterm()
     main()

@@ -46,6 +46,7 @@ from typing import Any
 import trustme
 import yaml
 
+from tests.bench import stop_cleanly_on_sigterm
 from tests.reviews import admission_review, federation, service_entry
 from tests.support import REPO_ROOT, free_port, wait_until
 
@@ -470,4 +471,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_sigterm()
     main(sys.argv[1:])
