@@ -95,6 +95,12 @@ class Reconciler:
         self._in_flight: set[str] = set()
         self._again: set[str] = set()
         self._next_due: dict[str, float] = {}
+        # The mesh trust is reconciled after each sync, and also on its own: when a managed
+        # ServiceEntry is deleted, and every interval, since with no federation left (or none due)
+        # no sync comes to drop a root that only a since-deleted object kept trusted.
+        self._mesh_due = False
+        # Not before the syncs of a start have remembered the federations' roots.
+        self._next_mesh_check = time.monotonic() + self.settings.interval
         self._random = random.Random()  # noqa: S311 - scheduling jitter, not security
 
     # -- one pass ------------------------------------------------------------------------------
@@ -168,7 +174,14 @@ class Reconciler:
     # -- forever -------------------------------------------------------------------------------
 
     def on_event(self, event: str, obj: KubeObject) -> None:
-        """Store callback: trigger a sync on create or spec change, cleanup on delete."""
+        """Store callback: trigger a sync on create or spec change, cleanup on delete; and the mesh
+        trust when a managed ServiceEntry is gone (it may have been what kept a root trusted)."""
+        if obj.get("kind") == resources.SERVICE_ENTRY.kind:
+            if event == "DELETED" and ownership.is_managed(obj):
+                with self._lock:
+                    self._mesh_due = True
+                self._wake.set()
+            return
         if obj.get("kind") != resources.ISTIO_FEDERATION.kind:
             return
         name = resources.name_of(obj)
@@ -202,6 +215,7 @@ class Reconciler:
                     self.stop.wait(min(self.settings.tick, self.leader.renew_period))
                     continue
                 self._handle_deletions()
+                self._reconcile_mesh_if_due()
                 self._collect_if_idle()
                 self._submit_due(pool)
                 self._wake.wait(self._sleep_time(next_election))
@@ -211,6 +225,18 @@ class Reconciler:
             pool.shutdown(wait=True)
             if self.leader is not None:
                 self.leader.release()
+
+    def _reconcile_mesh_if_due(self) -> None:
+        if self.mesh_trust is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            due = self._mesh_due or now >= self._next_mesh_check
+            self._mesh_due = False
+        if not due:
+            return
+        self._next_mesh_check = now + self.settings.interval
+        self.mesh_trust.reconcile()  # a failure is logged there, and tried again an interval later
 
     def _collect_if_idle(self) -> None:
         """The heap's full collection, only while no sync is in flight (it would pause it)."""

@@ -16,6 +16,7 @@ import trustme
 
 from federation import resources
 from federation.keys import Keypair
+from federation.store import Rejected
 from objectstore.statedir import StateDirStore
 from reconciler import identity
 from reconciler.leader import LeaderElector
@@ -94,6 +95,42 @@ def test_a_slow_remote_does_not_hold_up_another(
             thread.join(timeout=15)
             store.stop()
         assert not thread.is_alive()
+
+
+def test_a_root_kept_only_by_a_lingering_service_entry_is_dropped_when_that_entry_goes(
+    tmp_path: Path, remote: DeckhouseExporter, server_ca: trustme.CA, keypair: Keypair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no federation left, no sync comes to reconcile the mesh trust: the loop does it when a
+    managed ServiceEntry is deleted (as the real apiserver's watch reports a delete, after the fact)."""
+    write_state(tmp_path, mesh_config_map(), federation("cluster-b", remote.endpoint, ca=ca_pem(server_ca)))
+    store = StateDirStore(tmp_path, [], poll_interval=0.05)
+    store.start()
+    harness = Harness(store, keypair, interval=3600)
+    real_delete = store.delete
+
+    def refuse_service_entries(resource: resources.Resource, namespace: str, name: str) -> None:
+        if resource.kind == "ServiceEntry":
+            raise Rejected("admission webhook refused the delete", code=403)
+        real_delete(resource, namespace, name)
+
+    thread = _running(harness)
+    try:
+        assert wait_until(lambda: bool(harness.federation_pems()), timeout=15)
+        monkeypatch.setattr(store, "delete", refuse_service_entries)
+        (tmp_path / "_cluster" / "istiofederation" / "cluster-b.yaml").unlink()
+        assert wait_until(lambda: harness.destination_rule() is None, timeout=15)
+        # The ServiceEntry could not be deleted and still routes to cluster-b: its root stays.
+        harness.stop.wait(0.5)
+        assert harness.service_entry() is not None
+        assert harness.federation_pems()
+
+        real_delete(resources.SERVICE_ENTRY, NAMESPACE, SEED_NAME)  # an admin deletes it later
+        assert wait_until(lambda: harness.federation_pems() == [], timeout=15)
+    finally:
+        harness.stop.set()
+        thread.join(timeout=15)
+        store.stop()
+    assert not thread.is_alive()
 
 
 def test_leader_election_one_acts_and_a_standby_takes_over(tmp_path: Path) -> None:
