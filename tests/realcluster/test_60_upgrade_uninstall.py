@@ -481,13 +481,22 @@ class TrustWatch(threading.Thread):
                 return None
             raise
 
+    def _trusted(self, installation: Installation) -> set[str]:
+        config_map = self._get(installation, "/api/v1/namespaces/istio-system/configmaps/istio")
+        return set(trust_domains(yaml.safe_load(config_map["data"]["mesh"]) or {}))
+
     def sample(self, installation: Installation) -> Sample:
+        """The ServiceEntries read between two reads of the mesh trust, a root counted as trusted if
+        either read had it. Two GETs are not one snapshot: a ServiceEntry deleted and its root
+        removed right after, between the GETs, would look like a route without trust (and a root
+        added and its ServiceEntry created between them, the same), though at no moment was there
+        one. A route without trust that lasts across the three reads is still seen."""
+        before = self._trusted(installation)
         entries = self._get(installation, "/apis/networking.istio.io/v1/serviceentries") or {"items": []}
         hosts = sorted(host for entry in entries["items"] for host in entry["spec"].get("hosts", [])
                        if peer_domain(host))  # fmt: skip
-        config_map = self._get(installation, "/api/v1/namespaces/istio-system/configmaps/istio")
-        mesh = yaml.safe_load(config_map["data"]["mesh"]) or {}
-        return Sample(time.time(), installation.cluster.name, hosts, trust_domains(mesh))
+        after = self._trusted(installation)
+        return Sample(time.time(), installation.cluster.name, hosts, sorted(before | after))
 
     def run(self) -> None:
         while not self.halt.is_set():
