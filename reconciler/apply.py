@@ -30,7 +30,7 @@ from federation.resources import KubeObject, Resource
 from federation.store import NotFound, ObjectStore, Rejected, StoreError, Unavailable, look_list
 from reconciler import placement
 from reconciler.objectdiff import FieldChange, compare_view, field_diff, merged_update
-from reconciler.placement import MANAGED_KINDS, Layout, Placed, hostname_of, resource_of, write_order
+from reconciler.placement import MANAGED_KINDS, Layout, Placed, resource_of
 from reconciler.retry import Interrupted, Retry
 
 log = logging.getLogger(__name__)
@@ -174,17 +174,10 @@ class Applier:
             outcome.gc_ran = True
             return outcome
         doomed: dict[str, list[Action]] = {}
-        unwanted = [
-            obj
-            for obj in owned
-            if (resource_of(obj).kind, resources.namespace_of(obj), resources.name_of(obj)) not in wanted_keys
-        ]
-        for obj in sorted(unwanted, key=write_order):
-            resource = resource_of(obj)
-            hostname = hostname_of(obj)
-            doomed.setdefault(hostname, []).append(
-                Action("delete", resource, resources.namespace_of(obj), resources.name_of(obj), hostname)
-            )
+        unwanted = [one for one in map(placement.place, owned) if one.key not in wanted_keys]
+        for one in sorted(unwanted, key=lambda one: one.order):
+            _, namespace, name = one.key
+            doomed.setdefault(one.hostname, []).append(Action("delete", one.resource, namespace, name, one.hostname))
         results = self._run_all(
             [functools.partial(self._delete_host, federation, host, actions) for host, actions in doomed.items()]
         )

@@ -81,4 +81,3 @@ class DecisionCache:
         with self._lock:
             self._parsed.pop(name, None)
             self._planned.pop(name, None)
-

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -35,7 +34,6 @@ class Heap:
     ) -> None:
         self.full_every = full_every
         self.clock = clock
-        self._lock = threading.Lock()
         self._last_full = clock()
 
     def after_sync(self) -> None:
@@ -43,15 +41,15 @@ class Heap:
         gc.freeze()
 
     def between_syncs(self) -> bool:
-        """With no sync in flight: a full collection of everything, when one is due. Whether it ran."""
-        with self._lock:
-            if self.clock() - self._last_full < self.full_every:
-                return False
-            started = time.perf_counter()
-            gc.unfreeze()
-            found = gc.collect()
-            gc.freeze()
-            self._last_full = self.clock()
+        """With no sync in flight (the loop's own thread calls it): a full collection of everything,
+        when one is due. Whether it ran."""
+        if self.clock() - self._last_full < self.full_every:
+            return False
+        started = time.perf_counter()
+        gc.unfreeze()
+        found = gc.collect()
+        gc.freeze()
+        self._last_full = self.clock()
         log.debug(
             "full garbage collection: %d unreachable objects, %.2f s, %d objects frozen",
             found, time.perf_counter() - started, gc.get_freeze_count(),

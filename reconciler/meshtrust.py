@@ -16,7 +16,7 @@ from federation import meshconfig, ownership, resources
 from federation.istio.hosts import hosts_of
 from federation.meshconfig import TrustedCA
 from federation.resources import KubeObject
-from federation.store import ObjectStore, StoreError
+from federation.store import ObjectStore, StoreError, look_list
 from reconciler.apply import Action
 from reconciler.objectdiff import FieldChange, field_diff
 from reconciler.retry import Retry
@@ -137,7 +137,8 @@ class MeshTrust:
         """Hosts of managed ServiceEntries, read only when a domain we trusted is about to go."""
         if not (meshconfig.managed_domains(current) - set(wanted)):
             return []
-        managed = self.store.list(resources.SERVICE_ENTRY, None, ownership.selector())
+        # Looked at, not modified: the cache's own objects, without a copy of each.
+        managed = look_list(self.store, resources.SERVICE_ENTRY, None, ownership.selector())
         return [host for obj in managed for host in hosts_of(obj)]
 
 

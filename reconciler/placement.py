@@ -35,11 +35,6 @@ def resource_of(obj: KubeObject) -> Resource:
     return descriptor
 
 
-def write_order(obj: KubeObject) -> tuple[str, bool]:
-    """By host, and within a host the ServiceEntry first."""
-    return hostname_of(obj), obj.get("kind") != resources.SERVICE_ENTRY.kind
-
-
 @dataclass(frozen=True)
 class Placed:
     """One desired object, and what the apply step keeps asking of it, worked out once."""
@@ -51,6 +46,7 @@ class Placed:
 
     @property
     def order(self) -> tuple[str, bool]:
+        """Write order: by host, and within a host the ServiceEntry first."""
         return self.hostname, self.key[0] != resources.SERVICE_ENTRY.kind
 
 

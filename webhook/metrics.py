@@ -23,7 +23,8 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 OTHER: Final = "other"
 KINDS: Final = frozenset(resource.kind for resource in registry.CHECKED)
 RESULTS: Final = frozenset({"allowed", "denied", "error"})
-# The watch cache's resources (those with rules), as the store names them in its counts.
+# Labels of the watch cache's object counts, as the store names the resources: a closed set, the
+# resources with rules (the webhook watches those of them its rules look up).
 CACHED_RESOURCES: Final = frozenset(resource.plural for resource in registry.CHECKED)
 
 

@@ -235,7 +235,7 @@ def test_long_hosts_get_the_webhooks_hashed_name() -> None:
 FOO = PublicService("foo.a.svc.cluster-b.local", (ServicePort("tcp", 1, "TCP"),))
 
 
-def _by_kind_and_host(state: desired.DesiredState) -> dict[tuple[str, str], KubeObject]:
+def _by_kind_and_name(state: desired.DesiredState) -> dict[tuple[str, str], KubeObject]:
     return {(obj["kind"], obj["metadata"]["name"]): obj for obj in state.objects}
 
 
@@ -252,7 +252,7 @@ def test_a_changed_service_is_decided_again_and_keeps_its_equal_destination_rule
     second = desired.desired_state(private(BAR, changed_foo), SETTINGS, first)
 
     assert second == desired.desired_state(private(BAR, changed_foo), SETTINGS)
-    old, new = _by_kind_and_host(first), _by_kind_and_host(second)
+    old, new = _by_kind_and_name(first), _by_kind_and_name(second)
     foo_name = ownership.managed_name(FOO.hostname)
     bar_name = ownership.managed_name(BAR.hostname)
     assert new[("ServiceEntry", foo_name)] is not old[("ServiceEntry", foo_name)]

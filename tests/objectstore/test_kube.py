@@ -297,8 +297,6 @@ def test_parse_warnings() -> None:
     ]
 
 
-
-
 class _Stream:
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks

@@ -74,15 +74,6 @@ def test_a_cycle_frozen_as_garbage_waits_for_the_full_collection_that_comes_due(
         gc.enable()
 
 
-def test_an_object_dropped_after_the_freeze_is_still_freed_at_once() -> None:
-    heap = Heap()
-    kept = _Node()  # no cycle, as a cached object's tree has none
-    alive = weakref.ref(kept)
-    heap.after_sync()
-    del kept
-    assert alive() is None  # reference counting frees it, frozen or not
-
-
 class _RecordingHeap(Heap):
     def __init__(self, in_flight: set[str]) -> None:
         super().__init__(full_every=0)

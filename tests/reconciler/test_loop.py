@@ -98,22 +98,43 @@ def test_a_slow_remote_does_not_hold_up_another(
         assert not thread.is_alive()
 
 
+@pytest.mark.parametrize(
+    ("interval", "deleted_events"),
+    [
+        # With no federation left, no sync comes to reconcile the mesh trust: the loop does it when a
+        # managed ServiceEntry is deleted (as the real apiserver's watch reports a delete, after the fact).
+        pytest.param(3600.0, True, id="on-the-deleted-event"),
+        # Level-triggered: a missed watch event delays the root's removal by one interval, no more.
+        pytest.param(1.0, False, id="every-interval-without-the-event"),
+    ],
+)
 def test_a_root_kept_only_by_a_lingering_service_entry_is_dropped_when_that_entry_goes(
-    tmp_path: Path, remote: DeckhouseExporter, server_ca: trustme.CA, keypair: Keypair, monkeypatch: pytest.MonkeyPatch
+    *,
+    tmp_path: Path,
+    remote: DeckhouseExporter,
+    server_ca: trustme.CA,
+    keypair: Keypair,
+    monkeypatch: pytest.MonkeyPatch,
+    interval: float,
+    deleted_events: bool,
 ) -> None:
-    """With no federation left, no sync comes to reconcile the mesh trust: the loop does it when a
-    managed ServiceEntry is deleted (as the real apiserver's watch reports a delete, after the fact)."""
     write_state(tmp_path, mesh_config_map(), federation("cluster-b", remote.endpoint, ca=ca_pem(server_ca)))
     store = StateDirStore(tmp_path, [], poll_interval=0.05)
     store.start()
-    harness = Harness(store, keypair, interval=3600)
-    real_delete = store.delete
+    harness = Harness(store, keypair, interval=interval)
+    real_delete, on_event = store.delete, harness.reconciler.on_event
 
     def refuse_service_entries(resource: resources.Resource, namespace: str, name: str) -> None:
         if resource.kind == "ServiceEntry":
             raise Rejected("admission webhook refused the delete", code=403)
         real_delete(resource, namespace, name)
 
+    def without_service_entries(event: str, obj: KubeObject) -> None:
+        if obj.get("kind") != "ServiceEntry":
+            on_event(event, obj)
+
+    if not deleted_events:
+        monkeypatch.setattr(harness.reconciler, "on_event", without_service_entries)
     thread = _running(harness)
     try:
         assert wait_until(lambda: bool(harness.federation_pems()), timeout=15)
@@ -126,42 +147,6 @@ def test_a_root_kept_only_by_a_lingering_service_entry_is_dropped_when_that_entr
         assert harness.federation_pems()
 
         real_delete(resources.SERVICE_ENTRY, NAMESPACE, SEED_NAME)  # an admin deletes it later
-        assert wait_until(lambda: harness.federation_pems() == [], timeout=15)
-    finally:
-        harness.stop.set()
-        thread.join(timeout=15)
-        store.stop()
-    assert not thread.is_alive()
-
-
-def test_without_the_deleted_event_the_mesh_trust_is_still_reconciled_every_interval(
-    tmp_path: Path, remote: DeckhouseExporter, server_ca: trustme.CA, keypair: Keypair, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Level-triggered: a missed watch event delays the root's removal by one interval, no more."""
-    write_state(tmp_path, mesh_config_map(), federation("cluster-b", remote.endpoint, ca=ca_pem(server_ca)))
-    store = StateDirStore(tmp_path, [], poll_interval=0.05)
-    store.start()
-    harness = Harness(store, keypair, interval=1.0)
-    real_delete, on_event = store.delete, harness.reconciler.on_event
-
-    def refuse_service_entries(resource: resources.Resource, namespace: str, name: str) -> None:
-        if resource.kind == "ServiceEntry":
-            raise Rejected("admission webhook refused the delete", code=403)
-        real_delete(resource, namespace, name)
-
-    def without_service_entries(event: str, obj: KubeObject) -> None:
-        if obj.get("kind") != "ServiceEntry":
-            on_event(event, obj)
-
-    monkeypatch.setattr(harness.reconciler, "on_event", without_service_entries)
-    thread = _running(harness)
-    try:
-        assert wait_until(lambda: bool(harness.federation_pems()), timeout=15)
-        monkeypatch.setattr(store, "delete", refuse_service_entries)
-        (tmp_path / "_cluster" / "istiofederation" / "cluster-b.yaml").unlink()
-        assert wait_until(lambda: harness.destination_rule() is None, timeout=15)
-        assert harness.federation_pems()
-        real_delete(resources.SERVICE_ENTRY, NAMESPACE, SEED_NAME)
         assert wait_until(lambda: harness.federation_pems() == [], timeout=15)
     finally:
         harness.stop.set()

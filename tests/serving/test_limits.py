@@ -45,9 +45,9 @@ PUBLIC = "/metadata/public/public.json"
 # Short limits for the server whose deadlines the tests wait out.
 TIGHT = ["--tls-handshake-timeout", "1", "--header-timeout", "2", "--body-timeout", "2",
          "--request-timeout", "5", "--keepalive-timeout", "2"]  # fmt: skip
-# Long ones for the server that must still hold idle connections while it answers.
 # What a client whose request line and headers do not arrive within TIGHT's 2 s gets.
 HEAD_TIMED_OUT = {"error": "Request Timeout", "message": "the request line and headers did not arrive within 2 seconds"}
+# Long ones for the server that must still hold idle connections while it answers.
 ROOMY = ["--header-timeout", "60", "--keepalive-timeout", "60", "--request-timeout", "60"]
 
 
